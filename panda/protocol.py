@@ -1,0 +1,283 @@
+"""The HTTP contract between the training side and the server.
+
+Both ends import these pydantic models: the server to validate what arrives
+and shape what it answers, the client to build requests and read replies.
+Metric values may be NaN or infinite. JSON has no literal for those, so on the
+wire a non-finite value travels as one of the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` (which ``float()`` in Python and
+``Number()`` in JavaScript both read back); finite values stay numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+STEP_MAX = 2**63 - 1
+"""Largest step a point may carry: steps are stored as signed 64-bit integers."""
+
+METRIC_KEY_MAX_CHARS = 200
+NOTE_MAX_CHARS = 2000
+NAME_MAX_CHARS = 200
+
+RunStatus = Literal["running", "finished", "failed", "crashed"]
+NudgeStatus = Literal["pending", "applied", "rejected", "cancelled"]
+NudgeAction = Literal["set", "undo"]
+NudgeParam = Literal["lr", "momentum"]
+CheckpointReason = Literal["nudge", "periodic", "final", "manual"]
+BranchReason = Literal["start", "resume", "undo", "fork"]
+
+
+def encode_value(value: float) -> float | str:
+    """Return ``value`` as JSON can carry it: a number, or a string if non-finite."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def decode_value(value: float | str) -> float:
+    """Read a value written by :func:`encode_value` (or a plain number)."""
+    if isinstance(value, str):
+        if value not in ("NaN", "Infinity", "-Infinity"):
+            raise ValueError(
+                f"value {value!r} is not a number; "
+                "use a number or 'NaN', 'Infinity', '-Infinity'"
+            )
+        return float(value)
+    return float(value)
+
+
+WireFloat = Annotated[float, PlainSerializer(encode_value, return_type=Any)]
+"""A float that may be non-finite and serialises to JSON-safe form."""
+
+MetricKey = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=METRIC_KEY_MAX_CHARS, strip_whitespace=False
+    ),
+]
+Step = Annotated[int, Field(ge=0, le=STEP_MAX)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- runs -------------------------------------------------------------------
+
+
+class RunCreate(_Model):
+    """Body of ``POST /api/runs``."""
+
+    name: Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)] | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    command: list[str] | None = Field(
+        default=None, description="argv of the training process, used to resume it"
+    )
+    cwd: str | None = None
+
+
+class RunUpdate(_Model):
+    """Body of ``PATCH /api/runs/{run}``: a training process ending its run."""
+
+    status: Literal["finished", "failed"]
+
+
+class RunOut(BaseModel):
+    id: int
+    name: str
+    status: RunStatus
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    last_step: int | None
+    last_values: dict[str, WireFloat]
+    branch: int | None = Field(description="the branch the run now logs to")
+    parent_run: int | None = None
+    parent_step: int | None = None
+    command: list[str] | None = None
+    cwd: str | None = None
+
+
+# -- metrics ----------------------------------------------------------------
+
+
+class Point(_Model):
+    key: MetricKey
+    step: Step
+    value: float
+    time: float | None = Field(
+        default=None, description="seconds since the Unix epoch; server time if absent"
+    )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _read_value(cls, value: Any) -> Any:
+        return decode_value(value) if isinstance(value, str) else value
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, key: str) -> str:
+        if not key.strip() or any(ord(char) < 32 for char in key):
+            raise ValueError("metric key must be visible text without control characters")
+        return key
+
+
+class PointBatch(_Model):
+    """Body of ``POST /api/runs/{run}/metrics``."""
+
+    points: list[Point] = Field(max_length=100_000)
+    branch: int | None = Field(
+        default=None, description="branch the points belong to; the run's current one if absent"
+    )
+
+
+class PointBatchAccepted(BaseModel):
+    received: int
+    stored: int = Field(description="points that were new; a resent point is not stored twice")
+
+
+class Series(BaseModel):
+    """A metric's points along a line, as parallel columns."""
+
+    run: int
+    key: str
+    steps: list[int]
+    values: list[WireFloat]
+    times: list[float]
+    downsampled: bool = False
+    total: int = Field(description="points on the line before any downsampling")
+
+
+# -- nudges -----------------------------------------------------------------
+
+
+class NudgeCreate(_Model):
+    """Body of ``POST /api/runs/{run}/nudges``."""
+
+    param: str = Field(description="'lr' or 'momentum' (Adam's beta1)")
+    value: float
+    note: Annotated[str, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = None
+    group: int | str | None = Field(
+        default=None,
+        description="param group index or name; all groups, scaled alike, if absent",
+    )
+
+
+class NudgeAck(_Model):
+    """Body of ``POST /api/runs/{run}/nudges/{nudge}/ack``, sent by the hook."""
+
+    status: Literal["applied", "rejected"]
+    step: Step | None = None
+    old_value: float | None = None
+    factor: float | None = None
+    checkpoint: int | None = None
+    branch: int | None = None
+    reason: Annotated[str, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = None
+
+
+class NudgeOut(BaseModel):
+    id: int
+    run: int
+    action: NudgeAction
+    param: str | None
+    value: float | None
+    old_value: float | None
+    group: int | str | None
+    factor: float | None
+    status: NudgeStatus
+    reason: str | None
+    note: str | None
+    requested_at: datetime
+    applied_at: datetime | None
+    applied_step: int | None
+    checkpoint: int | None
+    undoes: int | None = Field(default=None, description="for an undo, the nudge it takes back")
+    branch: int | None = None
+
+
+class Heartbeat(_Model):
+    """Body of ``POST /api/runs/{run}/heartbeat``."""
+
+    step: Step | None = None
+
+
+class HeartbeatReply(BaseModel):
+    status: RunStatus
+    pending: list[NudgeOut]
+
+
+# -- checkpoints and branches -----------------------------------------------
+
+
+class CheckpointCreate(_Model):
+    """Body of ``POST /api/runs/{run}/checkpoints``, sent after the file is in place."""
+
+    step: Step
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    size_bytes: int = Field(ge=0)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    reason: CheckpointReason = "periodic"
+    branch: int | None = None
+
+
+class CheckpointOut(BaseModel):
+    id: int
+    run: int
+    branch: int
+    step: int
+    path: str
+    size_bytes: int
+    sha256: str
+    reason: CheckpointReason
+    created_at: datetime
+    deleted: bool = False
+
+
+class BranchOut(BaseModel):
+    id: int
+    run: int
+    parent: int | None
+    start_step: int
+    reason: BranchReason
+    created_at: datetime
+    current: bool
+
+
+class ResumeRequest(_Model):
+    """Body of ``POST /api/runs/{run}/resume``: the checkpoint to go on from."""
+
+    checkpoint: int | None = Field(default=None, description="the latest if absent")
+
+
+class ResumePlan(BaseModel):
+    """What a resuming process must load and then replay, in order."""
+
+    run: RunOut
+    branch: int
+    checkpoint: CheckpointOut
+    replay: list[NudgeOut] = Field(
+        description="applied nudges on the new line the checkpoint does not hold yet"
+    )
+
+
+class ForkRequest(_Model):
+    """Body of ``POST /api/runs/{run}/fork``."""
+
+    checkpoint: int
+    name: Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)] | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
