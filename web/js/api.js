@@ -1,0 +1,114 @@
+// The dashboard's only door to the server: REST calls and server-sent events.
+// Every URL is relative, so the dashboard works under any host and port.
+
+/** An HTTP answer outside 2xx; `detail` is the server's message for people. */
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** Read a wire value: a number, or "NaN" / "Infinity" / "-Infinity". */
+export function decodeValue(value) {
+  return value === null || value === undefined ? NaN : Number(value);
+}
+
+function describeDetail(detail) {
+  if (typeof detail === "string") return detail;
+  // FastAPI's default 422 body is a list of {loc, msg}; keep it readable.
+  if (Array.isArray(detail)) {
+    return detail
+      .map((item) => `${(item.loc || []).join(".")}: ${item.msg}`)
+      .join("; ");
+  }
+  return JSON.stringify(detail);
+}
+
+async function request(method, path, body) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    throw new ApiError(0, `server unreachable (${error.message})`);
+  }
+
+  const text = await response.text();
+  let payload = null;
+  try {
+    payload = text ? JSON.parse(text) : null;
+  } catch {
+    payload = text;
+  }
+  if (!response.ok) {
+    const detail = payload && payload.detail !== undefined ? payload.detail : text;
+    throw new ApiError(response.status, describeDetail(detail) || response.statusText);
+  }
+  return payload;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  listRuns: () => request("GET", "api/runs"),
+  getRun: (run) => request("GET", `api/runs/${enc(run)}`),
+  listMetricKeys: (run) => request("GET", `api/runs/${enc(run)}/metrics`),
+
+  /** A metric's points on the current line, or on one branch if `branch` is set. */
+  readSeries(run, key, { branch = null, maxPoints = null } = {}) {
+    const query = new URLSearchParams({ key });
+    if (branch !== null) query.set("branch", String(branch));
+    if (maxPoints !== null) query.set("max_points", String(maxPoints));
+    return request("GET", `api/runs/${enc(run)}/metrics?${query}`);
+  },
+
+  listNudges: (run) => request("GET", `api/runs/${enc(run)}/nudges`),
+  createNudge: (run, body) => request("POST", `api/runs/${enc(run)}/nudges`, body),
+  cancelNudge: (run, nudge) =>
+    request("POST", `api/runs/${enc(run)}/nudges/${enc(nudge)}/cancel`),
+  undoNudge: (run, nudge) =>
+    request("POST", `api/runs/${enc(run)}/nudges/${enc(nudge)}/undo`),
+
+  listCheckpoints: (run) => request("GET", `api/runs/${enc(run)}/checkpoints`),
+  listBranches: (run) => request("GET", `api/runs/${enc(run)}/branches`),
+};
+
+/**
+ * Open a server-sent event stream and dispatch its named events.
+ *
+ * `handlers` maps event names to callbacks taking the parsed JSON data;
+ * `onState(state)` hears "live" or "reconnecting". After a reconnect the
+ * caller gets `onReopen()`, since events sent while away are lost.
+ * Returns a function that closes the stream.
+ */
+export function openStream(path, handlers, { onState = () => {}, onReopen = () => {} } = {}) {
+  const source = new EventSource(path);
+  let wasOpen = false;
+
+  for (const [name, handler] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return; // a malformed event must not break the page
+      }
+      handler(data);
+    });
+  }
+  source.addEventListener("open", () => {
+    onState("live");
+    if (wasOpen) onReopen();
+    wasOpen = true;
+  });
+  source.addEventListener("error", () => {
+    onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+  });
+  return () => source.close();
+}
