@@ -335,6 +335,94 @@ def resume(run: int, server: str | None, dry_run: bool) -> None:
     sys.exit(completed.returncode)
 
 
+@cli.command()
+@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True, type=int)
+@click.option("--metric", default="train/loss", show_default=True)
+@click.option(
+    "--align",
+    type=click.Choice(["step", "time", "relative"]),
+    default="step",
+    show_default=True,
+    help="x axis: step, wall-clock time, or time since each run started.",
+)
+@click.option("--log-y", is_flag=True, help="Logarithmic y axis.")
+@click.option("--smooth", "smoothing", default=0.0, show_default=True, type=float,
+              help="Exponential moving average weight in [0, 1).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("panda-plot.png"), show_default=True,
+              help="Image to write; .png or .svg.")
+@_server_option
+def plot(
+    run_ids: Sequence[int],
+    metric: str,
+    align: str,
+    log_y: bool,
+    smoothing: float,
+    output: Path,
+    server: str | None,
+) -> None:
+    """Plot METRIC of one or more runs, with α below and a mark at each nudge."""
+    from panda import plots
+
+    image_format = output.suffix.lower().lstrip(".")
+    if image_format not in ("png", "svg"):
+        _fail(f"--output must end in .png or .svg, got {output.name!r}")
+    if not 0 <= smoothing < 1:
+        _fail(f"--smooth must be in [0, 1), got {smoothing}")
+    api = _Api(server)
+    timelines = [_fetch_timeline(api, run_id, metric) for run_id in run_ids]
+    figure = plots.plot_timelines(
+        timelines, metric=metric, align=align, log_y=log_y, smoothing=smoothing  # type: ignore[arg-type]
+    )
+    output.write_bytes(plots.render(figure, image_format))  # type: ignore[arg-type]
+    click.echo(f"wrote {output}")
+
+
+def _fetch_timeline(api: _Api, run_id: int, metric: str) -> Any:
+    from panda import plots
+    from panda.protocol import decode_value
+
+    run = api.request("GET", f"/runs/{run_id}")
+    keys = api.request("GET", f"/runs/{run_id}/metrics")
+    if metric not in keys:
+        _fail(f"run {run_id} has no metric {metric!r}; it has {', '.join(keys)}")
+
+    def series(key: str) -> plots.Series:
+        found = api.request("GET", f"/runs/{run_id}/metrics", params={"key": key})
+        values = [decode_value(value) for value in found["values"]]
+        return plots.Series(found["steps"], values, found["times"])
+
+    marks = [
+        plots.NudgeMark(
+            step=item["applied_step"],
+            time=_timestamp(item["applied_at"]),
+            param=item["param"] or "undo",
+            old_value=item["old_value"],
+            new_value=item["value"],
+            note=item["note"],
+        )
+        for item in api.request("GET", f"/runs/{run_id}/nudges")
+        if item["status"] == "applied" and item["applied_step"] is not None
+    ]
+    return plots.Timeline(
+        label=f"{run['id']} {run['name']}",
+        metric=series(metric),
+        lr=series("lr") if "lr" in keys else None,
+        nudges=marks,
+    )
+
+
+def _timestamp(text: str | None) -> float | None:
+    from datetime import datetime, timezone
+
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def main() -> None:
     """Entry point of the ``panda`` console command."""
     try:

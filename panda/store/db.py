@@ -1,0 +1,108 @@
+"""Engines and sessions for SQLite and PostgreSQL, and the dialect quirks between them.
+
+SQLite gets WAL, foreign keys, a busy timeout and ``synchronous=NORMAL`` on every
+new connection. Write sessions on SQLite start with ``BEGIN IMMEDIATE`` so that two
+threads never both read under a shared lock and then fail to upgrade it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE_OPTION = "panda_write"
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """Tell whether ``engine`` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def safe_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, fit for a log line."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``, with panda's per-connection SQLite settings.
+
+    Args:
+        url: a SQLAlchemy URL, such as ``sqlite:///panda.db`` or
+            ``postgresql+psycopg://user@host/db``.
+        **kwargs: passed on to :func:`sqlalchemy.create_engine`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+
+    # FastAPI runs sync routes in a threadpool, so a connection may change threads.
+    connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+    engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own BEGIN handling is switched off; _begin_sqlite_transaction
+    # emits BEGIN itself, which also makes SQLite's transactional DDL work.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """An engine with one session factory for reads and one for writes.
+
+    Sessions keep their objects loaded after commit, so a route can build its
+    reply from what it just wrote.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._write = sessionmaker(write_engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Database:
+        """Create a database handle for ``url`` (see :func:`make_engine`)."""
+        return cls(make_engine(url, **kwargs))
+
+    def make_session(self, *, write: bool = False) -> Session:
+        """Return a new session; ``write=True`` takes SQLite's write lock at once."""
+        return self._write() if write else self._read()
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """Open a session, roll back whatever is uncommitted, and close it."""
+        session = self.make_session(write=write)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,198 @@
+"""The tables: runs, their branches, metric series and points, nudges, checkpoints.
+
+A run's history is a tree of branches. Points belong to a series, which is one
+metric key on one branch; a point's primary key is ``(series_id, step)``, so a
+resent point is ignored. ``points.value`` NULL means NaN on every database.
+
+Two references are plain integers without a foreign key, because a foreign key
+would close a cycle that SQLite cannot create without ALTER:
+``runs.current_branch_id`` and ``branches.checkpoint_id``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+KEY_MAX_CHARS = 200
+NAME_MAX_CHARS = 200
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no time zone, so a naive value read from it is taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    """Base of every panda table; constraint names follow NAMING_CONVENTION."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Run(Base):
+    """One training run; ``last_step`` and ``last_values`` are kept on ingest."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    command: Mapped[list[str] | None] = mapped_column(JSON)
+    cwd: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # {key: [step, value]}; non-finite values as "NaN", "Infinity", "-Infinity".
+    last_values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    current_branch_id: Mapped[int | None] = mapped_column(Integer)
+    parent_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    parent_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Branch(Base):
+    """A stretch of a run's history that starts at ``start_step``."""
+
+    __tablename__ = "branches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("branches.id", ondelete="SET NULL")
+    )
+    start_step: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(16))
+    checkpoint_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SeriesRow(Base):
+    """One metric key on one branch."""
+
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("branch_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    branch_id: Mapped[int] = mapped_column(
+        ForeignKey("branches.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(KEY_MAX_CHARS))
+
+
+class PointRow(Base):
+    """One value of a series at one step; NULL value means NaN."""
+
+    __tablename__ = "points"
+    # WITHOUT ROWID stores rows in primary-key order: a range of steps is one seek.
+    __table_args__ = (
+        PrimaryKeyConstraint("series_id", "step"),
+        {"sqlite_with_rowid": False},
+    )
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE")
+    )
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+    time: Mapped[float] = mapped_column(Float)
+
+
+class Checkpoint(Base):
+    """A checkpoint file the training side wrote; the server never opens it."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Nudge(Base):
+    """A requested change of lr or momentum, or the undo of an earlier one."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (Index("ix_nudges_run_id_status", "run_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    param: Mapped[str | None] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    old_value: Mapped[float | None] = mapped_column(Float)
+    # an int index or a str name; JSON keeps which of the two it was.
+    param_group: Mapped[int | str | None] = mapped_column(JSON)
+    factor: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    applied_step: Mapped[int | None] = mapped_column(BigInteger)
+    applied_branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
+    checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id"))
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
