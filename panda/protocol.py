@@ -69,6 +69,8 @@ MetricKey = Annotated[
     ),
 ]
 Step = Annotated[int, Field(ge=0, le=STEP_MAX)]
+Id = Annotated[int, Field(ge=1, le=STEP_MAX)]
+"""An id of a run, branch, nudge or checkpoint (a signed 64-bit integer)."""
 
 
 class _Model(BaseModel):
@@ -141,7 +143,7 @@ class PointBatch(_Model):
     """Body of ``POST /api/runs/{run}/metrics``."""
 
     points: list[Point] = Field(max_length=100_000)
-    branch: int | None = Field(
+    branch: Id | None = Field(
         default=None, description="branch the points belong to; the run's current one if absent"
     )
 
@@ -161,6 +163,9 @@ class Series(BaseModel):
     times: list[float]
     downsampled: bool = False
     total: int = Field(description="points on the line before any downsampling")
+    branch: int | None = Field(
+        default=None, description="for an abandoned tail, the branch it belongs to"
+    )
 
 
 # -- nudges -----------------------------------------------------------------
@@ -185,8 +190,8 @@ class NudgeAck(_Model):
     step: Step | None = None
     old_value: float | None = None
     factor: float | None = None
-    checkpoint: int | None = None
-    branch: int | None = None
+    checkpoint: Id | None = None
+    branch: Id | None = None
     reason: Annotated[str, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = None
 
 
@@ -229,10 +234,10 @@ class CheckpointCreate(_Model):
 
     step: Step
     path: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    size_bytes: int = Field(ge=0)
+    size_bytes: int = Field(ge=0, le=STEP_MAX)
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     reason: CheckpointReason = "periodic"
-    branch: int | None = None
+    branch: Id | None = None
 
 
 class CheckpointOut(BaseModel):
@@ -261,7 +266,7 @@ class BranchOut(BaseModel):
 class ResumeRequest(_Model):
     """Body of ``POST /api/runs/{run}/resume``: the checkpoint to go on from."""
 
-    checkpoint: int | None = Field(default=None, description="the latest if absent")
+    checkpoint: Id | None = Field(default=None, description="the latest if absent")
 
 
 class ResumePlan(BaseModel):
@@ -278,6 +283,6 @@ class ResumePlan(BaseModel):
 class ForkRequest(_Model):
     """Body of ``POST /api/runs/{run}/fork``."""
 
-    checkpoint: int
+    checkpoint: Id
     name: Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)] | None = None
     config: dict[str, Any] = Field(default_factory=dict)

@@ -8,13 +8,16 @@ threads never both read under a shared lock and then fail to upgrade it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, Table, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import Insert
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,69 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 def _begin_sqlite_transaction(connection: Connection) -> None:
     immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def insert_ignoring_duplicates(
+    session: Session, table: Table, index_elements: list[str]
+) -> Insert:
+    """Return ``INSERT .. ON CONFLICT (index_elements) DO NOTHING`` for the session's
+    database, so a row that is already there is silently kept as it was.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(
+            index_elements=index_elements
+        )
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(
+            index_elements=index_elements
+        )
+    raise NotImplementedError(
+        f"panda supports SQLite and PostgreSQL, not {dialect}; "
+        "use a sqlite:// or postgresql+psycopg:// URL"
+    )
+
+
+def executemany_raw(
+    session: Session, statement: ClauseElement, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Run ``statement`` once per row straight on the DBAPI cursor.
+
+    For hot paths with plain int, float and None parameters: it skips
+    SQLAlchemy's per-row parameter processing, which costs more than the
+    database itself on large batches. It joins the session's transaction.
+    """
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    sql = str(compiled)
+    if connection.dialect.positional:
+        order = getattr(compiled, "positiontup", None) or []
+        params: Sequence[Any] = [tuple(row[name] for name in order) for row in rows]
+    else:
+        params = rows
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def fetch_raw(session: Session, statement: ClauseElement) -> list[tuple[Any, ...]]:
+    """Return all rows of a select whose parameters are plain ints, unprocessed.
+
+    The parameters are rendered inline, which is safe only for numbers; it
+    avoids SQLAlchemy's per-row result processing on large reads.
+    """
+    connection = session.connection()
+    compiled = statement.compile(
+        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+    )
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 class Database:

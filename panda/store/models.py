@@ -144,9 +144,7 @@ class PointRow(Base):
         {"sqlite_with_rowid": False},
     )
 
-    series_id: Mapped[int] = mapped_column(
-        ForeignKey("series.id", ondelete="CASCADE")
-    )
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float)
     time: Mapped[float] = mapped_column(Float)

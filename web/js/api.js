@@ -68,6 +68,13 @@ export const api = {
     return request("GET", `api/runs/${enc(run)}/metrics?${query}`);
   },
 
+  /** A metric's abandoned tails, one Series (with `branch`) per old branch. */
+  readTails(run, key, { maxPoints = null } = {}) {
+    const query = new URLSearchParams({ key });
+    if (maxPoints !== null) query.set("max_points", String(maxPoints));
+    return request("GET", `api/runs/${enc(run)}/metrics/tails?${query}`);
+  },
+
   listNudges: (run) => request("GET", `api/runs/${enc(run)}/nudges`),
   createNudge: (run, body) => request("POST", `api/runs/${enc(run)}/nudges`, body),
   cancelNudge: (run, nudge) =>
@@ -79,36 +86,54 @@ export const api = {
   listBranches: (run) => request("GET", `api/runs/${enc(run)}/branches`),
 };
 
+const STREAM_RETRY_MS = 3000;
+
 /**
  * Open a server-sent event stream and dispatch its named events.
  *
  * `handlers` maps event names to callbacks taking the parsed JSON data;
- * `onState(state)` hears "live" or "reconnecting". After a reconnect the
- * caller gets `onReopen()`, since events sent while away are lost.
- * Returns a function that closes the stream.
+ * `onState(state)` hears "live", "reconnecting" or "closed". After a
+ * reconnect the caller gets `onReopen()`, since events sent while away are
+ * lost. EventSource retries network errors itself but gives up on an HTTP
+ * error; then this opens a new one after a pause. Returns a closer.
  */
 export function openStream(path, handlers, { onState = () => {}, onReopen = () => {} } = {}) {
-  const source = new EventSource(path);
+  let source = null;
   let wasOpen = false;
+  let closed = false;
+  let retryTimer = null;
 
-  for (const [name, handler] of Object.entries(handlers)) {
-    source.addEventListener(name, (event) => {
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return; // a malformed event must not break the page
-      }
-      handler(data);
+  function dispatch(handler, event) {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return; // a malformed event must not break the page
+    }
+    handler(data);
+  }
+
+  function connect() {
+    source = new EventSource(path);
+    for (const [name, handler] of Object.entries(handlers)) {
+      source.addEventListener(name, (event) => dispatch(handler, event));
+    }
+    source.addEventListener("open", () => {
+      onState("live");
+      if (wasOpen) onReopen();
+      wasOpen = true;
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState !== EventSource.CLOSED) return onState("reconnecting");
+      onState("closed");
+      if (!closed) retryTimer = setTimeout(connect, STREAM_RETRY_MS);
     });
   }
-  source.addEventListener("open", () => {
-    onState("live");
-    if (wasOpen) onReopen();
-    wasOpen = true;
-  });
-  source.addEventListener("error", () => {
-    onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
-  });
-  return () => source.close();
+
+  connect();
+  return () => {
+    closed = true;
+    clearTimeout(retryTimer);
+    source.close();
+  };
 }

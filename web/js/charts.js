@@ -101,8 +101,9 @@ function placeMarkerElements(u, markers, layer) {
  * Drag to zoom; double-click to follow the live data again.
  */
 export class StepChart {
-  constructor(title, { id = null, height = 220, logToggle = false } = {}) {
+  constructor(title, { id = null, height = 220, logToggle = false, stepped = false } = {}) {
     this.lines = [];
+    this.stepped = stepped;
     this.markers = [];
     this.height = height;
     this.log = false;
@@ -161,6 +162,7 @@ export class StepChart {
   render() {
     const points = this.pointCount;
     this.root.dataset.points = String(points);
+    this.root.dataset.tails = String(this.lines.filter((line) => line.faded).length);
     this.count.textContent = points ? `${formatStep(points)} points` : "";
     const hasData = this.lines.some((line) => line.steps.length > 0);
     this.empty.hidden = hasData;
@@ -181,6 +183,7 @@ export class StepChart {
       this.plot.setData(data, this.userRange === null);
       if (this.userRange) this.plot.setScale("x", this.userRange);
     }
+    this.showLatestInLegend();
     this.root.dataset.xlen = String(this.plot.data[0].length);
   }
 
@@ -206,6 +209,7 @@ export class StepChart {
           dash: line.faded ? [6, 4] : undefined,
           spanGaps: false,
           points: { show: false },
+          paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
           value: (u, v) => formatValue(v),
         })),
       ],
@@ -214,6 +218,7 @@ export class StepChart {
         setSize: [(u) => placeMarkerElements(u, markersOf(), this.markerLayer)],
         setScale: [(u, key) => key === "x" && placeMarkerElements(u, markersOf(), this.markerLayer)],
         setSelect: [(u) => this.rememberZoom(u)],
+        setCursor: [(u) => u.cursor.left < 0 && this.showLatestInLegend()],
       },
     };
     this.plot = new uPlot(options, data, this.body);
@@ -226,6 +231,18 @@ export class StepChart {
       if (line.faded && rows[index + 1]) rows[index + 1].classList.add("tail");
     });
     placeMarkerElements(this.plot, this.markers, this.markerLayer);
+  }
+
+  /** Away from the cursor, the legend reads the newest point of each line. */
+  showLatestInLegend() {
+    const u = this.plot;
+    if (u.cursor.left >= 0 || u.data[0].length === 0) return;
+    const idxs = u.data.map((column, index) => {
+      let i = column.length - 1;
+      while (index > 0 && i > 0 && column[i] === undefined) i--;
+      return i;
+    });
+    u.setLegend({ idxs }, false);
   }
 
   rememberZoom(u) {

@@ -3,6 +3,7 @@
 
 /** Non-finite values become null, which uPlot draws as a gap. */
 export function gapValue(value) {
+  if (value === null || value === undefined) return null;
   const number = Number(value);
   return Number.isFinite(number) ? number : null;
 }
@@ -99,7 +100,7 @@ export function abandonedTails(branches) {
 export const CHART_GROUPS = [
   { id: "loss", title: "Loss", test: (key) => /loss/i.test(key) },
   { id: "acc", title: "Accuracy", test: (key) => /acc/i.test(key) },
-  { id: "lr", title: "Learning rate α", test: (key) => /(^|[/_.])lr$|learning.?rate/i.test(key) },
+  { id: "lr", title: "Learning rate α", test: (key) => /(^|[/_.])lr($|[/_.])|learning.?rate/i.test(key) },
   { id: "momentum", title: "Momentum", test: (key) => /momentum|beta1/i.test(key) },
 ];
 
@@ -121,4 +122,16 @@ export function compareChartIds(a, b) {
     return index === -1 ? CHART_GROUPS.length : index;
   };
   return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+/** Training keys before validation and test keys, then by name. */
+export function compareKeys(a, b) {
+  const rank = (key) => (/val|test|eval/i.test(key) ? 1 : 0);
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+/** The loss a person reads first: "loss" itself, else the first loss-like key. */
+export function headlineLossKey(keys) {
+  if (keys.includes("loss")) return "loss";
+  return keys.filter((key) => /loss/i.test(key)).sort(compareKeys)[0] || null;
 }

@@ -1,0 +1,306 @@
+"""The background thread that carries a run's points and events to the server.
+
+The training thread appends to an outbox (a deque: appending never blocks) and
+this thread drains it in order over one kept-alive ``httpx.Client``: metric
+points go out in batches, and the events the babysitter queues (register a
+checkpoint, acknowledge a nudge, delete a checkpoint, end the run) go out
+between them in exactly the order they were queued. While the server is away
+every record goes to the spool instead and is replayed, still in order, once
+the server answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from panda.client._spool import Spool
+from panda.protocol import NudgeOut, RunOut, encode_value
+
+logger = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
+BATCH_MAX_POINTS = 5000
+
+
+class CheckpointTicket:
+    """A checkpoint handed to the sender; its server id arrives once registered."""
+
+    def __init__(self, local_id: int, *, step: int, path: str) -> None:
+        self.local_id = local_id
+        self.step = step
+        self.path = path
+        self.id: int | None = None
+        self._registered = threading.Event()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait until the server has the checkpoint; return its id, or None."""
+        self._registered.wait(timeout_s)
+        return self.id
+
+    def _set_id(self, checkpoint_id: int) -> None:
+        self.id = checkpoint_id
+        self._registered.set()
+
+    def __repr__(self) -> str:
+        return f"CheckpointTicket(step={self.step}, id={self.id}, path={self.path!r})"
+
+
+class ServerDown(Exception):
+    """The server did not answer, or answered with a 5xx: try again later."""
+
+
+class Sender(threading.Thread):
+    """Drain the outbox to the server in order, spooling while it is away."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.Client,
+        spool: Spool,
+        run_id: int | None,
+        branch: int | None,
+        flush_interval_s: float,
+    ) -> None:
+        super().__init__(name="panda-sender", daemon=True)
+        self.outbox: deque[Any] = deque()
+        self.run_id = run_id
+        self.branch = branch
+        self.spool = spool
+        self.tickets: dict[int, CheckpointTicket] = {}
+        self._client = client
+        self._flush_interval_s = flush_interval_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._waiting_barriers: list[threading.Event] = []
+        self._retry_s = RETRY_FIRST_S
+        self._next_retry = 0.0
+        self._server_down = False
+
+    def wake(self) -> None:
+        """Ask the thread to drain now rather than at its next tick."""
+        self._wake.set()
+
+    def barrier(self) -> threading.Event:
+        """Queue a marker; the event is set once everything before it arrived."""
+        event = threading.Event()
+        self.outbox.append(event)
+        self._wake.set()
+        return event
+
+    def stop(self, timeout_s: float) -> None:
+        """Drain what is queued, then end the thread and close the connection."""
+        self._stopping.set()
+        self._wake.set()
+        self.join(timeout_s)
+        self._client.close()
+        self.spool.close()
+
+    def run(self) -> None:
+        """Drain every tick until stopped; never let an error end the thread."""
+        while True:
+            stopping = self._stopping.is_set()
+            try:
+                self._drain()
+                if self.spool.pending and time.monotonic() >= self._next_retry:
+                    self._replay()
+            except Exception:
+                logger.exception("panda sender hit an unexpected error; continuing")
+            if stopping and not self.outbox:
+                return
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+
+    # -- draining -------------------------------------------------------------
+
+    def _drain(self) -> None:
+        points: list[list[Any]] = []
+        while self.outbox:
+            item = self.outbox.popleft()
+            if isinstance(item, tuple):
+                points.append(_encode_point(item))
+                if len(points) >= BATCH_MAX_POINTS:
+                    self._dispatch({"op": "points", "points": points})
+                    points = []
+                continue
+
+            if points:
+                self._dispatch({"op": "points", "points": points})
+                points = []
+            if isinstance(item, threading.Event):
+                self._hold_barrier(item)
+            else:
+                self._dispatch(item)
+        if points:
+            self._dispatch({"op": "points", "points": points})
+
+    def _hold_barrier(self, barrier: threading.Event) -> None:
+        if self.spool.pending:
+            self._waiting_barriers.append(barrier)
+        else:
+            barrier.set()
+
+    def _dispatch(self, record: dict[str, Any]) -> None:
+        if not self.spool.pending:
+            try:
+                self._execute(record)
+                return
+            except ServerDown as error:
+                self._note_down(error)
+        self.spool.append(record, droppable=record["op"] == "points")
+
+    def _replay(self) -> None:
+        logger.debug("replaying spool %s", self.spool.path)
+        for end_offset, record in self.spool.records():
+            try:
+                self._execute(record)
+            except ServerDown as error:
+                self._note_down(error)
+                return
+            self.spool.mark_replayed(end_offset)
+
+        if self._server_down:
+            logger.warning("panda server is back; the spooled records were replayed")
+        self._server_down = False
+        self._retry_s = RETRY_FIRST_S
+        for barrier in self._waiting_barriers:
+            barrier.set()
+        self._waiting_barriers.clear()
+
+    def _note_down(self, error: ServerDown) -> None:
+        if not self._server_down:
+            logger.warning(
+                "panda server %s unreachable (%s); spooling to %s (limit %d bytes) "
+                "and retrying; training goes on",
+                self._client.base_url,
+                error,
+                self.spool.path,
+                self.spool.max_bytes,
+            )
+        else:
+            logger.debug("panda server still unreachable: %s", error)
+        self._server_down = True
+        self._next_retry = time.monotonic() + self._retry_s
+        self._retry_s = min(2 * self._retry_s, RETRY_MAX_S)
+
+    # -- one record -------------------------------------------------------------
+
+    def _execute(self, record: dict[str, Any]) -> None:
+        op = record["op"]
+        if op == "create":
+            reply = self._request("POST", "/api/runs", record["body"])
+            if reply is not None:
+                run = RunOut.model_validate(reply)
+                self.run_id, self.branch = run.id, run.branch
+                logger.info("panda run %d created on %s", run.id, self._client.base_url)
+            return
+        if self.run_id is None:
+            logger.error("panda dropped a %r record: the run was never created", op)
+            return
+
+        handler = {
+            "points": self._send_points,
+            "checkpoint": self._send_checkpoint,
+            "ack": self._send_ack,
+            "delete_checkpoint": self._send_delete_checkpoint,
+            "finish": self._send_finish,
+        }[op]
+        handler(record)
+
+    def _send_points(self, record: dict[str, Any]) -> None:
+        points = [
+            {"key": key, "step": step, "value": value, "time": sent_at}
+            for key, step, value, sent_at in record["points"]
+        ]
+        body = {"points": points, "branch": self.branch}
+        self._request("POST", f"/api/runs/{self.run_id}/metrics", body)
+        logger.debug("sent %d points", len(points))
+
+    def _send_checkpoint(self, record: dict[str, Any]) -> None:
+        body = {**record["body"], "branch": self.branch}
+        reply = self._request("POST", f"/api/runs/{self.run_id}/checkpoints", body)
+        ticket = self.tickets.get(record["ticket"])
+        if reply is not None and ticket is not None:
+            ticket._set_id(int(reply["id"]))
+
+    def _send_ack(self, record: dict[str, Any]) -> None:
+        body = dict(record["body"])
+        ticket = self.tickets.get(record.get("ticket", -1))
+        if ticket is not None:
+            body["checkpoint"] = ticket.id
+        path = f"/api/runs/{self.run_id}/nudges/{record['nudge']}/ack"
+        reply = self._request("POST", path, body, quiet_statuses=(409,))
+        if reply is None:
+            return
+        nudge = NudgeOut.model_validate(reply)
+        if nudge.branch is not None and nudge.action == "undo":
+            logger.info("panda run %d now logs to branch %d", nudge.run, nudge.branch)
+            self.branch = nudge.branch
+
+    def _send_delete_checkpoint(self, record: dict[str, Any]) -> None:
+        ticket = self.tickets.get(record.get("ticket", -1))
+        checkpoint_id = ticket.id if ticket is not None else record.get("checkpoint")
+        if checkpoint_id is None:
+            return
+        path = f"/api/runs/{self.run_id}/checkpoints/{checkpoint_id}"
+        reply = self._request("DELETE", path, None, quiet_statuses=(409,))
+        if reply is not None and record.get("remove_file"):
+            Path(record["path"]).unlink(missing_ok=True)
+
+    def _send_finish(self, record: dict[str, Any]) -> None:
+        body = {"status": record["status"]}
+        self._request("PATCH", f"/api/runs/{self.run_id}", body)
+        logger.info("panda run %d marked %s", self.run_id, record["status"])
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        quiet_statuses: tuple[int, ...] = (),
+    ) -> Any:
+        """Send one request; return its JSON, or None if the server refused it."""
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.TransportError as error:
+            raise ServerDown(f"{type(error).__name__}: {error}") from error
+        if response.status_code >= 500:
+            raise ServerDown(f"{method} {path} answered {response.status_code}")
+        if response.status_code >= 400:
+            level = (
+                logging.INFO
+                if response.status_code in quiet_statuses
+                else logging.ERROR
+            )
+            logger.log(
+                level,
+                "panda server refused %s %s (%d): %s; not retrying",
+                method,
+                path,
+                response.status_code,
+                _detail(response),
+            )
+            return None
+        return response.json()
+
+
+def _encode_point(item: tuple[str, int, Any, float]) -> list[Any]:
+    key, step, value, sent_at = item
+    # float() of a tensor is a device sync (.item()): it happens here, in the
+    # sender thread, never in the training thread.
+    return [key, step, encode_value(float(value)), sent_at]
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,127 @@
+"""Build the panda server: API routers, error handlers, live hub, dashboard files.
+
+``create_app(settings)`` migrates the database before it returns, so a server
+never answers on an outdated schema, and refuses to expose write endpoints on a
+non-loopback address without a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from panda.config import Settings, is_loopback, web_dir
+from panda.errors import PandaError
+from panda.protocol import RunOut
+from panda.server.errors import install_error_handlers
+from panda.server.guard import BodyLimit
+from panda.server.live import LiveHub
+from panda.server.replies import run_out
+from panda.server.routes import checkpoints, metrics, nudges, runs, stream
+from panda.store import migrate
+from panda.store import runs as stored_runs
+from panda.store.db import Database, safe_url
+
+logger = logging.getLogger(__name__)
+
+CRASH_SWEEP_MAX_INTERVAL_S = 5.0
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Return the panda server for ``settings``, its database migrated to head.
+
+    Raises:
+        PandaError: the server would listen beyond this machine without a token.
+        SchemaOutdated: a newer panda migrated the database.
+    """
+    if not is_loopback(settings.host) and not settings.token:
+        raise PandaError(
+            f"refusing to serve on {settings.host} without a token: anyone who can "
+            "reach it could change your runs; set PANDA_TOKEN (or --token), or "
+            "listen on 127.0.0.1"
+        )
+
+    url = settings.database_url
+    if settings.db is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    logger.info("database %s", safe_url(url))
+    database = Database.from_url(url)
+    try:
+        migrate.upgrade(database.engine)
+    except BaseException:
+        database.dispose()
+        raise
+    hub = LiveHub()
+
+    app = FastAPI(
+        title="panda",
+        summary="Babysit a PyTorch training run",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.hub = hub
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api")
+    for module in (runs, metrics, nudges, checkpoints, stream):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    # Mounted last: "/" would otherwise shadow the API routes.
+    app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub: LiveHub = app.state.hub
+    hub.bind(asyncio.get_running_loop())
+    sweeper = asyncio.create_task(_sweep_crashed_runs(app))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        hub.close()
+        app.state.database.dispose()
+
+
+async def _sweep_crashed_runs(app: FastAPI) -> None:
+    """Mark crashed, every few seconds, the runs whose heartbeat stopped."""
+    settings: Settings = app.state.settings
+    database: Database = app.state.database
+    hub: LiveHub = app.state.hub
+    timeout_s = settings.heartbeat_timeout_s
+    interval_s = min(CRASH_SWEEP_MAX_INTERVAL_S, max(0.05, timeout_s / 4))
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            replies = await run_in_threadpool(_mark_crashed, database, timeout_s)
+        except Exception:
+            logger.exception("could not check runs for missed heartbeats")
+            continue
+        for reply in replies:
+            hub.publish(reply.id, "run", reply)
+
+
+def _mark_crashed(database: Database, timeout_s: float) -> list[RunOut]:
+    with database.session(write=True) as session:
+        marked = stored_runs.mark_crashed_runs(session, timeout_s=timeout_s)
+        return [run_out(run) for run in marked]

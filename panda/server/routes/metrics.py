@@ -1,0 +1,125 @@
+"""Routes for metric points: ingest a batch, list keys, read a line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from panda.protocol import (
+    METRIC_KEY_MAX_CHARS,
+    STEP_MAX,
+    PointBatch,
+    PointBatchAccepted,
+    Series,
+    encode_value,
+)
+from panda.server.deps import HubDep, RunId, SessionDep, WriteAuth, WriteSessionDep
+from panda.server.live import LiveHub
+from panda.server.replies import run_out
+from panda.store import metrics, runs, timelines
+from panda.store.metrics import Ingest, NewPoint, SeriesData
+
+router = APIRouter(
+    prefix="/runs/{run_id}/metrics", tags=["metrics"], dependencies=[WriteAuth]
+)
+
+MetricKeyQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=METRIC_KEY_MAX_CHARS, description="metric key"),
+]
+MaxPointsQuery = Annotated[
+    int | None,
+    Query(ge=2, le=1_000_000, description="downsample to at most this many points"),
+]
+BranchQuery = Annotated[
+    int | None,
+    Query(ge=1, le=STEP_MAX, description="that branch's own points only"),
+]
+
+
+@router.post("")
+def append_points(
+    run_id: RunId, body: PointBatch, session: WriteSessionDep, hub: HubDep
+) -> PointBatchAccepted:
+    """Store a batch of points; a point already stored keeps its first value."""
+    run = runs.get_run(session, run_id)
+    points = [NewPoint(p.key, p.step, p.value, p.time) for p in body.points]
+    ingest = metrics.append_points(session, run, points, body.branch)
+    _publish_points(hub, run_id, ingest)
+    if ingest.stored or ingest.revived:
+        hub.publish(run_id, "run", run_out(run))
+    return PointBatchAccepted(received=ingest.received, stored=ingest.stored_count)
+
+
+def _publish_points(hub: LiveHub, run_id: int, ingest: Ingest) -> None:
+    for key, points in ingest.stored.items():
+        payload = {
+            "run": run_id,
+            "branch": ingest.branch_id,
+            "key": key,
+            "steps": [step for step, _, _ in points],
+            "values": [encode_value(value) for _, value, _ in points],
+            "times": [point_time for _, _, point_time in points],
+        }
+        hub.publish(run_id, "points", _json(payload))
+
+
+def _json(payload: object) -> str:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+@router.get("")
+def read_metrics(
+    run_id: RunId,
+    session: SessionDep,
+    key: MetricKeyQuery = None,
+    max_points: MaxPointsQuery = None,
+    branch: BranchQuery = None,
+) -> Series | list[str]:
+    """Without key, list the run's metric keys; with key, read its points.
+
+    The points follow the run's current line, or only the given branch's own.
+    """
+    run = runs.get_run(session, run_id)
+    line = timelines.current_line(session, run)
+    if key is None:
+        return metrics.list_keys(session, line, run)
+    if branch is not None:
+        branch_id = metrics.resolve_branch(session, run, branch)
+        line = [timelines.Segment(branch_id, 0, None)]
+    data = metrics.read_series(session, line, key, max_points=max_points)
+    return _series(run_id, key, data)
+
+
+@router.get("/tails")
+def read_abandoned_tails(
+    run_id: RunId,
+    session: SessionDep,
+    key: Annotated[str, Query(min_length=1, max_length=METRIC_KEY_MAX_CHARS)],
+    max_points: MaxPointsQuery = None,
+) -> list[Series]:
+    """Read a metric's abandoned tails: points off the current line, per branch."""
+    run = runs.get_run(session, run_id)
+    tails = []
+    for segment in timelines.abandoned_tails(session, run):
+        data = metrics.read_series(session, [segment], key, max_points=max_points)
+        if data.total:
+            tails.append(_series(run_id, key, data, branch=segment.branch_id))
+    return tails
+
+
+def _series(
+    run_id: int, key: str, data: SeriesData, branch: int | None = None
+) -> Series:
+    return Series(
+        run=run_id,
+        key=key,
+        steps=data.steps,
+        values=data.values,
+        times=data.times,
+        downsampled=data.downsampled,
+        total=data.total,
+        branch=branch,
+    )

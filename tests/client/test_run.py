@@ -1,0 +1,201 @@
+"""Run: argument checks, batching, finish, nudges, spooling and replay."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+
+import panda
+from panda.client import run as run_module
+from tests.client.conftest import LiveServer, free_port, wait_for
+
+
+def _init(server: str, tmp_path: Path, **options: Any) -> panda.Run:
+    return panda.init("test", server=server, spool_dir=tmp_path / "spool", **options)
+
+
+def _points(live: LiveServer, run_id: int, key: str) -> list[float]:
+    with live.api() as api:
+        reply = api.get(f"/api/runs/{run_id}/metrics", params={"key": key})
+    reply.raise_for_status()
+    return [float(value) for value in reply.json()["values"]]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "step", "match"),
+    [
+        ({"loss": 1.0}, -1, "step"),
+        ({"loss": 1.0}, 1.5, "step"),
+        ({3: 1.0}, 0, "metric names must be str"),
+        ({"loss": "low"}, 0, "must be a float"),
+        ({"loss": torch.ones(2)}, 0, "0-dim tensor"),
+        ({"": 1.0}, 0, "visible text"),
+    ],
+)
+def test_log_with_bad_argument_raises_value_error(
+    tmp_path: Path, metrics: Any, step: Any, match: str
+) -> None:
+    run = _init(f"http://127.0.0.1:{free_port()}", tmp_path)
+    try:
+        with pytest.raises(ValueError, match=match):
+            run.log(metrics, step=step)
+    finally:
+        run.finish(timeout_s=0.1)
+
+
+def test_log_while_sender_is_stuck_returns_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        release.wait(30)
+        raise httpx.ConnectError("gave up", request=request)
+
+    def stuck_client(url: str, token: str | None) -> httpx.Client:
+        return httpx.Client(base_url=url, transport=httpx.MockTransport(hang))
+
+    monkeypatch.setattr(run_module, "_make_client", stuck_client)
+    run = _init("http://127.0.0.1:9", tmp_path)
+    logger = threading.Thread(
+        target=lambda: [run.log({"loss": 0.5}, step=step) for step in range(5000)]
+    )
+    logger.start()
+    logger.join(10)
+    try:
+        assert not logger.is_alive()
+    finally:
+        release.set()
+        run.finish(timeout_s=0.5)
+
+
+def test_log_while_server_down_spools_then_replays(
+    tmp_path: Path,
+    server_factory: Callable[..., LiveServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    with caplog.at_level(logging.WARNING, logger="panda"):
+        run = _init(f"http://127.0.0.1:{port}", tmp_path, flush_interval_s=0.05)
+        for step in range(300):
+            run.log({"loss": 1.0 / (step + 1), "acc": torch.tensor(0.5)}, step=step)
+        wait_for(run.spool_path.exists)
+        assert run.id is None
+
+        live = server_factory(port)
+        assert run.flush(timeout_s=20)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert sum("unreachable" in message for message in warnings) == 2
+    assert any(str(run.spool_path) in message for message in warnings)
+
+    assert run.id is not None
+    assert len(_points(live, run.id, "loss")) == 300
+    assert _points(live, run.id, "acc")[-1] == 0.5
+    assert not run.spool_path.exists()
+    run.finish()
+
+
+def test_log_many_points_goes_out_in_batches(
+    tmp_path: Path, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posts: list[httpx.Request] = []
+    make_client = run_module._make_client
+
+    def counting_client(url: str, token: str | None) -> httpx.Client:
+        client = make_client(url, token)
+        client.event_hooks["request"].append(
+            lambda request: posts.append(request) if request.url.path.endswith(
+                "/metrics") else None
+        )
+        return client
+
+    monkeypatch.setattr(run_module, "_make_client", counting_client)
+    run = _init(live_server.url, tmp_path)
+    for step in range(2000):
+        run.log({"loss": float(step), "lr": 0.1}, step=step)
+    assert run.flush()
+    assert run.id is not None
+    assert len(_points(live_server, run.id, "loss")) == 2000
+    assert 1 <= len(posts) <= 10
+    run.finish()
+
+
+def test_finish_flushes_and_marks_the_run(tmp_path: Path, live_server: LiveServer) -> None:
+    run = _init(live_server.url, tmp_path)
+    for step in range(50):
+        run.log({"loss": float("nan") if step == 3 else 1.0}, step=step)
+    run.finish()
+    assert run.id is not None
+    values = _points(live_server, run.id, "loss")
+    assert len(values) == 50
+    with live_server.api() as api:
+        assert api.get(f"/api/runs/{run.id}").json()["status"] == "finished"
+
+
+def test_run_as_context_manager_on_error_marks_failed(
+    tmp_path: Path, live_server: LiveServer
+) -> None:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        _init(live_server.url, tmp_path) as run,
+    ):
+        run.log({"loss": 1.0}, step=0)
+        raise RuntimeError("boom")
+    with live_server.api() as api:
+        reply = api.get(f"/api/runs/{run.id}").json()
+    assert reply["status"] == "failed"
+    assert reply["command"]
+    assert reply["cwd"]
+
+
+def test_heartbeat_with_pending_nudge_fills_inbox(
+    tmp_path: Path, live_server: LiveServer
+) -> None:
+    run = _init(live_server.url, tmp_path)
+    with live_server.api() as api:
+        api.post(f"/api/runs/{run.id}/nudges", json={"param": "lr", "value": 0.01})
+    taken: list[Any] = []
+    wait_for(lambda: taken.extend(run.take_nudges()) or taken)
+    assert taken[0].nudge.param == "lr"
+    assert taken[0].nudge.value == 0.01
+    assert run.take_nudges() == []
+    run.finish()
+
+
+def test_init_with_token_sends_bearer_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str | None] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(401, json={"detail": "bad token"})
+
+    make_client = run_module._make_client
+
+    def recording_client(url: str, token: str | None) -> httpx.Client:
+        client = make_client(url, token)
+        client._transport = httpx.MockTransport(refuse)
+        return client
+
+    monkeypatch.setattr(run_module, "_make_client", recording_client)
+    with pytest.raises(panda.PandaError, match="bad token"):
+        _init("http://127.0.0.1:9", tmp_path, token="s3cret")
+    assert seen == ["Bearer s3cret"]
+
+
+def test_init_resume_without_server_raises(tmp_path: Path) -> None:
+    with pytest.raises(panda.ServerUnavailable, match="cannot resume run 4"):
+        _init(f"http://127.0.0.1:{free_port()}", tmp_path, resume=4)
+
+
+def test_init_resume_unknown_run_raises(tmp_path: Path, live_server: LiveServer) -> None:
+    with pytest.raises(panda.RunNotFound):
+        _init(live_server.url, tmp_path, resume="41")

@@ -1,0 +1,47 @@
+"""The spool: order kept, bounded, and never silent about what it drops."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from panda.client._spool import Spool
+
+
+def test_spool_replays_records_in_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.jsonl", max_bytes=10_000)
+    for index in range(3):
+        spool.append({"op": "points", "points": [["loss", index, 1.0, 0.0]]},
+                     droppable=True)
+    spool.append({"op": "finish", "status": "finished"}, droppable=False)
+    records = list(spool.records())
+    assert [record["op"] for _, record in records] == ["points"] * 3 + ["finish"]
+
+    spool.mark_replayed(records[1][0])
+    assert [record["points"][0][1] for _, record in list(spool.records())[:1]] == [2]
+    spool.mark_replayed(records[-1][0])
+    assert not spool.pending
+    assert not spool.path.exists()
+
+
+def test_spool_when_full_drops_new_points_but_keeps_events(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "s.jsonl", max_bytes=200)
+    point = {"op": "points", "points": [["loss", 0, 1.0, 0.0]]}
+    with caplog.at_level(logging.WARNING, logger="panda"):
+        accepted = [spool.append(point, droppable=True) for _ in range(10)]
+        assert spool.append({"op": "ack", "nudge": 1, "body": {}}, droppable=False)
+    assert accepted.count(False) == spool.dropped_points > 0
+    full = [record for record in caplog.records if "is full (limit" in record.getMessage()]
+    assert len(full) == 1
+    assert str(spool.path) in full[0].getMessage()
+    assert list(spool.records())[-1][1]["op"] == "ack"
+    assert accepted[:4] == [True] * 4
+
+
+def test_spool_with_zero_limit_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="spool_max_bytes"):
+        Spool(tmp_path / "s.jsonl", max_bytes=0)

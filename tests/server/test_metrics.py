@@ -1,0 +1,121 @@
+"""Routes for metric points: ingest, keys, reading a line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.conftest import Api
+
+
+def test_post_metrics_non_finite_values_round_trip(api: Api) -> None:
+    run = api.run()
+    values = ["NaN", "Infinity", "-Infinity", 1.25]
+    points = [{"key": "loss", "step": i, "value": v} for i, v in enumerate(values)]
+    api.ok("POST", f"/runs/{run['id']}/metrics", json={"points": points})
+
+    series = api.ok("GET", f"/runs/{run['id']}/metrics", params={"key": "loss"})
+
+    assert series["values"] == values
+    assert series["steps"] == [0, 1, 2, 3]
+    assert series["total"] == 4
+
+
+def test_post_metrics_resent_batch_is_idempotent(api: Api) -> None:
+    run = api.run()
+    assert api.log(run["id"], "loss", range(5)) == {"received": 5, "stored": 5}
+    assert api.log(run["id"], "loss", range(5)) == {"received": 5, "stored": 0}
+    assert api.line(run["id"]) == [0, 1, 2, 3, 4]
+
+
+def test_post_metrics_out_of_order_batches_read_sorted(api: Api) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", [7, 8, 9])
+    api.log(run["id"], "loss", [2, 1, 3])
+
+    assert api.line(run["id"]) == [1, 2, 3, 7, 8, 9]
+    assert api.ok("GET", f"/runs/{run['id']}")["last_step"] == 9
+
+
+def test_post_metrics_largest_step_accepted_and_beyond_rejected(api: Api) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", [2**63 - 1])
+    assert api.line(run["id"]) == [2**63 - 1]
+
+    points = [{"key": "loss", "step": 2**63, "value": 1.0}]
+    detail = api.ok("POST", f"/runs/{run['id']}/metrics", 422, json={"points": points})
+    assert "body.points.0.step" in detail["detail"]
+
+
+@pytest.mark.parametrize(
+    "key", ["train/loss", "val loss", "точность/λ ✓", "k" * 200, "a/b/../c"]
+)
+def test_post_metrics_unusual_keys_round_trip(api: Api, key: str) -> None:
+    run = api.run()
+    api.log(run["id"], key, [0, 1])
+
+    assert api.ok("GET", f"/runs/{run['id']}/metrics") == [key]
+    assert api.line(run["id"], key) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("key", "rule"),
+    [("k" * 201, "at most 200 characters"), ("", "at least 1 character"), (" ", "")],
+)
+def test_post_metrics_bad_key_returns_422(api: Api, key: str, rule: str) -> None:
+    run = api.run()
+    points = [{"key": key, "step": 0, "value": 1.0}]
+    detail = api.ok("POST", f"/runs/{run['id']}/metrics", 422, json={"points": points})
+
+    assert "body.points.0.key" in detail["detail"]
+    assert rule in detail["detail"]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        {"key": "loss", "step": -1, "value": 1.0},
+        {"key": "loss", "step": 1.5, "value": 1.0},
+        {"key": "loss", "step": 0, "value": "nan?"},
+        {"key": "loss", "step": 0},
+    ],
+)
+def test_post_metrics_bad_point_returns_422(api: Api, point: dict[str, object]) -> None:
+    run = api.run()
+    detail = api.ok("POST", f"/runs/{run['id']}/metrics", 422, json={"points": [point]})
+    assert detail["detail"].startswith("body.points.0.")
+
+
+def test_post_metrics_unknown_run_returns_404(api: Api) -> None:
+    response = api.client.post("/api/runs/7/metrics", json={"points": []})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "run 7 not found"}
+
+
+def test_post_metrics_foreign_branch_returns_404(api: Api) -> None:
+    first = api.run()
+    second = api.run()
+    body = {"points": [], "branch": second["branch"]}
+    detail = api.ok("POST", f"/runs/{first['id']}/metrics", 404, json=body)
+    assert f"branch {second['branch']}" in detail["detail"]
+
+
+def test_get_metrics_max_points_downsamples(api: Api) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", range(1000))
+
+    series = api.ok(
+        "GET", f"/runs/{run['id']}/metrics", params={"key": "loss", "max_points": 50}
+    )
+
+    assert series["downsampled"] is True
+    assert series["total"] == 1000
+    assert len(series["steps"]) <= 50
+    assert 999 in series["steps"] and 0 in series["steps"]
+
+
+def test_get_metrics_max_points_too_small_returns_422(api: Api) -> None:
+    run = api.run()
+    detail = api.ok(
+        "GET", f"/runs/{run['id']}/metrics", 422, params={"key": "l", "max_points": 1}
+    )
+    assert "query.max_points" in detail["detail"]
