@@ -41,7 +41,7 @@ def _postgres_url() -> str:
         return url
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{PG_URL_VARIABLE} is not set; CI must test PostgreSQL too")
-    pytest.skip(f"{PG_URL_VARIABLE} not set; eval \"$(bash scripts/pg_throwaway.sh)\"")
+    pytest.skip(f'{PG_URL_VARIABLE} not set; eval "$(bash scripts/pg_throwaway.sh)"')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -121,7 +121,9 @@ def live_server(server_settings: Settings) -> Iterator[str]:
     # An open event stream holds uvicorn's shutdown without a graceful limit.
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not server.started:

@@ -17,6 +17,7 @@ answers from the same history and random generator.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 from abc import ABC, abstractmethod
@@ -277,20 +278,23 @@ class Bayesian(Strategy):
         best = observed_y.max() if self.direction == "maximize" else observed_y.min()
         liar = observed_y.min() if self.direction == "maximize" else observed_y.max()
 
-        model = _fit_gp(observed_x, observed_y, rng, restarts=self.restarts)
-        for _ in range(n - random_count):
-            if len(pending_x):
-                fake_y = np.full(len(pending_x), liar)
-                model = _refit_gp(
-                    model,
-                    np.vstack([observed_x, pending_x]),
-                    np.concatenate([observed_y, fake_y]),
-                )
-            best_x = observed_x[int(np.argmin(np.abs(observed_y - best)))]
-            unit = self._maximize_ei(model, float(best), best_x, rng)
-            point = self.space.from_unit(unit)
-            points.append(point)
-            pending_x = np.vstack([pending_x, self.space.to_unit(point)])
+        # The matrices are tiny: extra BLAS threads only add overhead and compete
+        # with the trials training on the same machine.
+        with _one_blas_thread():
+            model = _fit_gp(observed_x, observed_y, rng, restarts=self.restarts)
+            for _ in range(n - random_count):
+                if len(pending_x):
+                    fake_y = np.full(len(pending_x), liar)
+                    model = _refit_gp(
+                        model,
+                        np.vstack([observed_x, pending_x]),
+                        np.concatenate([observed_y, fake_y]),
+                    )
+                best_x = observed_x[int(np.argmin(np.abs(observed_y - best)))]
+                unit = self._maximize_ei(model, float(best), best_x, rng)
+                point = self.space.from_unit(unit)
+                points.append(point)
+                pending_x = np.vstack([pending_x, self.space.to_unit(point)])
         return points
 
     def _impute_failures(self, finished: Sequence[Trial]) -> FloatArray:
@@ -330,6 +334,17 @@ class Bayesian(Strategy):
             candidates = np.vstack([top, cloud])
             scores = acquisition(candidates)
         return np.asarray(candidates[int(np.argmax(scores))], dtype=float)
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    # threadpoolctl comes with scikit-learn.
+    from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
+        threadpool_limits,
+    )
+
+    limits: contextlib.AbstractContextManager[object]
+    limits = threadpool_limits(limits=1, user_api="blas")
+    return limits
 
 
 def _fit_gp(

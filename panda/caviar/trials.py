@@ -28,6 +28,8 @@ class Trial:
         params: the hyperparameters the trial trains with.
         objective: the final objective; ``None`` while running, NaN if it failed.
         round: the coarse-to-fine round the trial was suggested in (0 otherwise).
+        id: the caller's handle on the trial, such as its panda run id; not
+            compared, and never read by the strategies.
     """
 
     params: Mapping[str, ParamValue]

@@ -92,8 +92,11 @@ class NudgeWatcher(threading.Thread):
         self._stopping = threading.Event()
 
     def stop(self) -> None:
-        """End the thread after its current poll; the poll is not awaited."""
+        """End the thread, cutting short a poll in flight."""
         self._stopping.set()
+        # Closing the client from here aborts the waiting request, so neither
+        # this thread nor the server keeps a long poll open for a dead run.
+        self._client.close()
 
     def run(self) -> None:
         """Poll until stopped; errors only delay the next poll."""
@@ -104,16 +107,14 @@ class NudgeWatcher(threading.Thread):
                 continue
             try:
                 pause_s = self._poll(run_id)
-            except (httpx.HTTPError, ValueError) as error:
-                logger.debug("panda heartbeat failed: %s", error)
-                pause_s = RETRY_S
-            except Exception:
+            except Exception as error:
                 if self._stopping.is_set():
                     return
-                logger.exception("panda heartbeat hit an unexpected error")
+                if not isinstance(error, httpx.HTTPError | ValueError):
+                    logger.exception("panda heartbeat hit an unexpected error")
+                logger.debug("panda heartbeat failed: %s", error)
                 pause_s = RETRY_S
             self._stopping.wait(pause_s)
-        self._client.close()
 
     def _poll(self, run_id: int) -> float:
         """Make one heartbeat call; return how long to wait before the next."""

@@ -352,11 +352,15 @@ def init(
         command=[sys.executable, *sys.orig_argv[1:]],
         cwd=os.getcwd(),
     ).model_dump(mode="json")
-    if resume is not None:
-        plan = _request_resume(http, resume)
-        run_out = plan.run
-    else:
-        run_out = _try_create(http, create)
+    try:
+        if resume is not None:
+            plan = _request_resume(http, resume)
+            run_out = plan.run
+        else:
+            run_out = _try_create(http, create)
+    except BaseException:
+        http.close()
+        raise
 
     directory = Path(spool_dir) if spool_dir else panda_config.default_home() / "spool"
     label = f"run-{run_out.id}" if run_out is not None else "run-new"

@@ -249,16 +249,77 @@ def test_undo_creates_undo_nudge_and_fades_old_tail(
     expect(undo_row).to_have_attribute("data-status", "applied")
     loss_chart = page.locator("[data-chart='loss']")
     expect(loss_chart).to_have_attribute("data-tails", "1")
+    expect(loss_chart).to_have_attribute("data-tail-points", "10")
     expect(loss_chart).to_have_attribute("data-points", "25")
     expect(page.locator("#branches tbody tr")).to_have_count(2)
     screenshot("undo")
     assert page_errors == []
 
 
-def test_unknown_run_says_so(page: Any, server_url: str, page_errors: list[str]) -> None:
+def test_unknown_run_says_so(
+    page: Any, server_url: str, page_errors: list[str]
+) -> None:
     page.goto(f"{server_url}/#/runs/999")
 
     expect(page.locator("#load-error")).to_have_text("Run #999 does not exist.")
     page.click("#nav-runs")
     expect(page.locator("#runs-empty")).to_be_visible()
+    assert page_errors == []
+
+
+def test_compare_view_overlays_ticked_runs(
+    page: Any,
+    server_url: str,
+    api: httpx.Client,
+    page_errors: list[str],
+    screenshot: Any,
+) -> None:
+    slow = ScriptedJob(api, name="lr-0.01")
+    slow.log("loss", range(50), [2.0 - 0.01 * step for step in range(50)])
+    slow.log("lr", range(50), [0.01] * 50)
+    fast = ScriptedJob(api, name="lr-0.1")
+    fast.log("loss", range(40), [2.0 - 0.04 * step for step in range(40)])
+    fast.log("val_loss", [19, 39], [1.3, 0.6])
+    api.post(f"{fast.path}/nudges", json={"param": "lr", "value": 0.05})
+    [nudge] = fast.pending_nudges()
+    fast.apply(nudge, step=30, old_value=0.1)
+
+    page.goto(server_url)
+    expect(page.locator("#compare-button")).to_be_disabled()
+    for job in (slow, fast):
+        page.locator(f"#run-{job.run_id} .run-pick").check()
+    page.click("#compare-button")
+    expect(page).to_have_url(
+        re.compile(rf"#/compare\?runs={slow.run_id},{fast.run_id}$")
+    )
+
+    loss_chart = page.locator("[data-chart='loss']")
+    expect(loss_chart).to_have_attribute("data-points", "92")
+    expect(page.locator("#compare-runs .compare-run")).to_have_count(2)
+    expect(loss_chart.get_by_test_id("nudge-marker")).to_have_count(1)
+    slow.log("loss", range(50, 60), [1.5] * 10)
+    expect(loss_chart).to_have_attribute("data-points", "102")
+    screenshot("compare")
+    assert page_errors == []
+
+
+def test_run_page_fits_a_narrow_screen(
+    page: Any,
+    server_url: str,
+    api: httpx.Client,
+    page_errors: list[str],
+    screenshot: Any,
+) -> None:
+    job = ScriptedJob(api)
+    job.log("loss", range(50), [1.0 / (1 + step) for step in range(50)])
+    job.log("lr", range(50), [0.1] * 50)
+    page.set_viewport_size({"width": 400, "height": 800})
+    open_run(page, server_url, job.run_id)
+    expect(page.locator("[data-chart='loss']")).to_have_attribute("data-points", "50")
+
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    canvas_width = page.locator("[data-chart='loss'] canvas").bounding_box()["width"]
+    assert page_width <= 400
+    assert 250 <= canvas_width <= 400
+    screenshot("narrow")
     assert page_errors == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import norm  # type: ignore[import-untyped, unused-ignore]
 
 from panda.caviar.acquisition import expected_improvement
 
@@ -12,7 +12,7 @@ from panda.caviar.acquisition import expected_improvement
 def _closed_form(mu: float, sigma: float, best: float) -> float:
     """EI for maximising, written out independently with scipy.stats.norm."""
     z = (mu - best) / sigma
-    return (mu - best) * norm.cdf(z) + sigma * norm.pdf(z)
+    return float((mu - best) * norm.cdf(z) + sigma * norm.pdf(z))
 
 
 @pytest.mark.parametrize(

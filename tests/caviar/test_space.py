@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped, unused-ignore]
 
 from panda.caviar.space import (
     Choice,
@@ -23,7 +23,9 @@ DRAWS = 10_000
 
 def _log_uniformity_p(values: list[float], low: float, high: float) -> float:
     """Return the KS p-value of log10(values) against uniform on [low, high]."""
-    result = stats.kstest(np.log10(values), stats.uniform(loc=low, scale=high - low).cdf)
+    result = stats.kstest(
+        np.log10(values), stats.uniform(loc=low, scale=high - low).cdf
+    )
     return float(result.pvalue)
 
 
@@ -40,7 +42,9 @@ def test_space_sample_lr_log10_is_uniform_over_range() -> None:
 def test_space_sample_momentum_log10_one_minus_is_uniform() -> None:
     space = Space({"momentum": OneMinusLogUniform(0.9, 0.999)})
 
-    draws = [float(p["momentum"]) for p in space.sample(np.random.default_rng(1), DRAWS)]
+    draws = [
+        float(p["momentum"]) for p in space.sample(np.random.default_rng(1), DRAWS)
+    ]
 
     assert 0.9 <= min(draws) <= max(draws) <= 0.999
     assert _log_uniformity_p([1 - beta for beta in draws], -3.0, -1.0) > 0.01
@@ -65,7 +69,9 @@ def test_uniform_sample_on_log_scale_fails_uniformity_check(
 
 
 def test_int_uniform_log_sample_gives_each_octave_equal_share() -> None:
-    draws = np.array(IntUniform(32, 512, log=True).sample(np.random.default_rng(2), DRAWS))
+    draws = np.array(
+        IntUniform(32, 512, log=True).sample(np.random.default_rng(2), DRAWS)
+    )
 
     below_geometric_middle = float(np.mean(draws <= 128))
 

@@ -17,7 +17,23 @@ from panda.client import run as run_module
 from tests.client.conftest import LiveServer, free_port, wait_for
 
 
+_RUN_REPLY = {
+    "id": 7,
+    "name": "test",
+    "status": "running",
+    "config": {},
+    "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z",
+    "heartbeat_at": None,
+    "finished_at": None,
+    "last_step": None,
+    "last_values": {},
+    "branch": 1,
+}
+
+
 def _init(server: str, tmp_path: Path, **options: Any) -> panda.Run:
+    options.setdefault("heartbeat_wait_s", 1.0)
     return panda.init("test", server=server, spool_dir=tmp_path / "spool", **options)
 
 
@@ -56,6 +72,8 @@ def test_log_while_sender_is_stuck_returns_at_once(
     release = threading.Event()
 
     def hang(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/runs":
+            return httpx.Response(201, json=_RUN_REPLY)
         release.wait(30)
         raise httpx.ConnectError("gave up", request=request)
 
@@ -71,6 +89,7 @@ def test_log_while_sender_is_stuck_returns_at_once(
     logger.join(10)
     try:
         assert not logger.is_alive()
+        assert run.id == 7
     finally:
         release.set()
         run.finish(timeout_s=0.5)

@@ -193,3 +193,15 @@ def train(
 
 def assert_close(actual: float, expected: float) -> None:
     assert math.isclose(actual, expected, rel_tol=1e-9), (actual, expected)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Any]:
+    """A real panda server on a free loopback port."""
+    from tests.client.conftest import start_server
+
+    home = tmp_path / "server"
+    home.mkdir()
+    live = start_server(home)
+    yield live
+    live.stop()

@@ -32,7 +32,12 @@ class Api:
         return self.ok("POST", f"/runs/{run}/metrics", json={"points": points, **body})
 
     def checkpoint(self, run: int, step: int, **body: Any) -> dict[str, Any]:
-        payload = {"step": step, "path": f"/ckpt/{step}.pt", "size_bytes": 1, "sha256": SHA}
+        payload = {
+            "step": step,
+            "path": f"/ckpt/{step}.pt",
+            "size_bytes": 1,
+            "sha256": SHA,
+        }
         result: dict[str, Any] = self.ok(
             "POST", f"/runs/{run}/checkpoints", 201, json={**payload, **body}
         )
@@ -44,7 +49,12 @@ class Api:
         return result
 
     def apply(self, run: int, nudge: int, step: int, checkpoint: int) -> dict[str, Any]:
-        body = {"status": "applied", "step": step, "old_value": 0.1, "checkpoint": checkpoint}
+        body = {
+            "status": "applied",
+            "step": step,
+            "old_value": 0.1,
+            "checkpoint": checkpoint,
+        }
         result: dict[str, Any] = self.ok(
             "POST", f"/runs/{run}/nudges/{nudge}/ack", json=body
         )

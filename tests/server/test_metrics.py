@@ -110,7 +110,8 @@ def test_get_metrics_max_points_downsamples(api: Api) -> None:
     assert series["downsampled"] is True
     assert series["total"] == 1000
     assert len(series["steps"]) <= 50
-    assert 999 in series["steps"] and 0 in series["steps"]
+    assert 999 in series["steps"]
+    assert 0 in series["steps"]
 
 
 def test_get_metrics_max_points_too_small_returns_422(api: Api) -> None:

@@ -23,7 +23,9 @@ def _append(database: Database, run_id: int, points: list[NewPoint]) -> int:
         return metrics.append_points(session, run, points, None).stored_count
 
 
-def _read(database: Database, run_id: int, key: str, **kwargs: int) -> metrics.SeriesData:
+def _read(
+    database: Database, run_id: int, key: str, **kwargs: int
+) -> metrics.SeriesData:
     with database.session() as session:
         run = runs.get_run(session, run_id)
         line = timelines.current_line(session, run)
@@ -33,7 +35,9 @@ def _read(database: Database, run_id: int, key: str, **kwargs: int) -> metrics.S
 def test_append_points_non_finite_values_round_trip(database: Database) -> None:
     run_id = _new_run(database)
     values = [math.nan, math.inf, -math.inf, 0.0, -1.5e308]
-    _append(database, run_id, [NewPoint("loss", i, v, 1.0) for i, v in enumerate(values)])
+    _append(
+        database, run_id, [NewPoint("loss", i, v, 1.0) for i, v in enumerate(values)]
+    )
 
     read = _read(database, run_id, "loss")
 
@@ -82,9 +86,9 @@ def test_append_points_unusual_keys_round_trip(database: Database, key: str) -> 
     assert _read(database, run_id, key).values == [1.0]
     with database.session() as session:
         run = runs.get_run(session, run_id)
-        assert metrics.list_keys(session, timelines.current_line(session, run), run) == [
-            key
-        ]
+        assert metrics.list_keys(
+            session, timelines.current_line(session, run), run
+        ) == [key]
 
 
 def test_read_series_downsampled_keeps_spike_and_minimum(database: Database) -> None:
@@ -102,8 +106,10 @@ def test_read_series_downsampled_keeps_spike_and_minimum(database: Database) -> 
     assert read.total == 20_000
     assert len(read.steps) <= 200
     assert read.steps == sorted(read.steps)
-    assert 12_345 in read.steps and 1e6 in read.values
-    assert 777 in read.steps and -5.0 in read.values
+    assert 12_345 in read.steps
+    assert 1e6 in read.values
+    assert 777 in read.steps
+    assert -5.0 in read.values
     assert 15_000 in read.steps
 
 

@@ -1,10 +1,12 @@
 // Entry point: hash routes to pages, so every view has a shareable URL.
 //   #/            runs list
 //   #/runs/7      one run
+//   #/compare?runs=3,5   several runs overlaid
 
+import { ComparePage, compareRunIds } from "./compare.js";
 import { RunPage } from "./run.js";
 import { RunsPage } from "./runs.js";
-import { el } from "./format.js";
+import { el, formatAgo } from "./format.js";
 
 const main = document.getElementById("main");
 const liveState = document.getElementById("live-state");
@@ -26,6 +28,9 @@ function route() {
   if (parts[0] === "runs" && /^\d+$/.test(parts[1] || "") && parts.length === 2) {
     return new RunPage(main, Number(parts[1]), { setLive });
   }
+  if (parts[0] === "compare" && parts.length === 1) {
+    return new ComparePage(main, compareRunIds(hash), { setLive });
+  }
   main.replaceChildren(el("div", { class: "page" }, el("h1", {}, "Not found"),
     el("p", {}, "No page at this address. ", el("a", { href: "#/" }, "Back to the runs."))));
   return null;
@@ -39,5 +44,13 @@ function navigate() {
   if (page) page.start();
 }
 
+/** Keep every "3 min ago" on the page honest without re-rendering tables. */
+function refreshAges() {
+  for (const time of document.querySelectorAll("time[datetime]")) {
+    time.textContent = formatAgo(time.getAttribute("datetime"));
+  }
+}
+
 window.addEventListener("hashchange", navigate);
+setInterval(refreshAges, 10_000);
 navigate();

@@ -26,22 +26,28 @@ export function fade(color, alpha = 0.35) {
 export function alignLines(lines) {
   if (lines.length === 0) return [[]];
   const first = lines[0].steps;
-  const same = lines.every(
-    (line) => line.steps.length === first.length &&
-      line.steps[0] === first[0] && line.steps[first.length - 1] === first[first.length - 1],
-  );
+  const same = lines.every((line) => line.steps === first ||
+    (line.steps.length === first.length && line.steps.every((step, i) => step === first[i])));
   if (same) return [first.slice(), ...lines.map((line) => line.values.slice())];
 
-  const xs = [...new Set(lines.flatMap((line) => line.steps))].sort((a, b) => a - b);
-  const columns = lines.map((line) => {
-    const column = new Array(xs.length).fill(undefined);
-    let j = 0;
-    for (let i = 0; i < line.steps.length; i++) {
-      while (xs[j] < line.steps[i]) j++;
-      column[j] = line.values[i];
+  // A k-way merge of the sorted step arrays: linear in the points.
+  const stepsOf = lines.map((line) => line.steps);
+  const valuesOf = lines.map((line) => line.values);
+  const columns = lines.map(() => []);
+  const next = new Array(lines.length).fill(0);
+  const xs = [];
+  for (;;) {
+    let step = Infinity;
+    for (let k = 0; k < stepsOf.length; k++) {
+      const candidate = stepsOf[k][next[k]];
+      if (candidate < step) step = candidate;
     }
-    return column;
-  });
+    if (step === Infinity) break;
+    xs.push(step);
+    for (let k = 0; k < stepsOf.length; k++) {
+      columns[k].push(stepsOf[k][next[k]] === step ? valuesOf[k][next[k]++] : undefined);
+    }
+  }
   return [xs, ...columns];
 }
 
@@ -68,10 +74,16 @@ function drawMarkers(u, markers) {
     ctx.lineTo(x, top + height);
     ctx.stroke();
     if (marker.short) {
-      ctx.fillStyle = ctx.strokeStyle;
+      // A label on a white pill, right of the line unless that would clip it.
+      const pad = 3 * ratio;
       const textWidth = ctx.measureText(marker.short).width;
-      const textX = x + 4 * ratio + textWidth > left + width ? x - 4 * ratio - textWidth : x + 4 * ratio;
-      ctx.fillText(marker.short, textX, top + 4 * ratio);
+      const flip = x + 4 * ratio + textWidth + 2 * pad > left + width;
+      const boxX = flip ? x - 4 * ratio - textWidth - 2 * pad : x + 4 * ratio;
+      ctx.setLineDash([]);
+      ctx.fillStyle = "rgba(255, 255, 255, 0.7)";
+      ctx.fillRect(boxX, top + 2 * ratio, textWidth + 2 * pad, 15 * ratio);
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.fillText(marker.short, boxX + pad, top + 4 * ratio);
     }
   }
   ctx.restore();
@@ -162,7 +174,9 @@ export class StepChart {
   render() {
     const points = this.pointCount;
     this.root.dataset.points = String(points);
-    this.root.dataset.tails = String(this.lines.filter((line) => line.faded).length);
+    const tails = this.lines.filter((line) => line.faded);
+    this.root.dataset.tails = String(tails.length);
+    this.root.dataset.tailPoints = String(tails.reduce((sum, line) => sum + line.steps.length, 0));
     this.count.textContent = points ? `${formatStep(points)} points` : "";
     const hasData = this.lines.some((line) => line.steps.length > 0);
     this.empty.hidden = hasData;
@@ -175,7 +189,7 @@ export class StepChart {
         for (let i = 0; i < column.length; i++) if (column[i] !== undefined && !(column[i] > 0)) column[i] = null;
       }
     }
-    const signature = JSON.stringify([this.log, this.lines.map((l) => [l.label, l.color, !!l.faded])]);
+    const signature = JSON.stringify([this.log, this.lines.map((l) => [l.label, l.color, !!l.faded, l.dash])]);
     if (!this.plot || signature !== this.signature) {
       this.build(data);
       this.signature = signature;
@@ -206,7 +220,7 @@ export class StepChart {
           label: line.label,
           stroke: line.faded ? fade(line.color) : line.color,
           width: line.faded ? 1.25 : 1.75,
-          dash: line.faded ? [6, 4] : undefined,
+          dash: line.faded ? [6, 4] : line.dash,
           spanGaps: false,
           points: { show: false },
           paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
@@ -237,11 +251,14 @@ export class StepChart {
   showLatestInLegend() {
     const u = this.plot;
     if (u.cursor.left >= 0 || u.data[0].length === 0) return;
-    const idxs = u.data.map((column, index) => {
+    const idxs = u.data.map((column) => {
       let i = column.length - 1;
-      while (index > 0 && i > 0 && column[i] === undefined) i--;
+      while (i > 0 && column[i] === undefined) i--;
       return i;
     });
+    // The step shown is the newest one on a solid line, not on a faded tail.
+    const solid = this.lines.map((line, index) => (line.faded ? -1 : idxs[index + 1]));
+    idxs[0] = Math.max(...solid, 0);
     u.setLegend({ idxs }, false);
   }
 

@@ -28,6 +28,7 @@ export class CheckpointTable {
   render() {
     const rows = [...this.checkpoints.values()].sort((a, b) => b.id - a.id);
     this.empty.hidden = rows.length > 0;
+    this.body.parentElement.hidden = rows.length === 0;
     this.body.replaceChildren(...rows.map((checkpoint) =>
       el("tr", { id: `checkpoint-${checkpoint.id}`, class: checkpoint.deleted ? "deleted" : null,
         dataset: { checkpointId: checkpoint.id, step: checkpoint.step } },

@@ -207,6 +207,7 @@ export class NudgeHistory {
     const nudges = this.list();
     const undoneBy = this.undoneBy();
     this.empty.hidden = nudges.length > 0;
+    this.body.parentElement.hidden = nudges.length === 0;
     this.body.replaceChildren(...nudges.slice().reverse().map((nudge) =>
       el("tr", { id: `nudge-${nudge.id}`, class: undoneBy.has(nudge.id) && undoneBy.get(nudge.id).status === "applied" ? "undone" : null,
         dataset: { nudgeId: nudge.id, status: nudge.status, action: nudge.action } },

@@ -125,6 +125,9 @@ export class RunPage {
         this.reloadAgain = false;
         await this.fetchLines();
       } while (this.reloadAgain && !this.closed);
+      this.root.querySelector("#load-error")?.remove();
+    } catch (error) {
+      this.showLoadError(error);
     } finally {
       this.loading = false;
       const held = this.queue || [];

@@ -12,6 +12,7 @@ export class RunsPage {
   constructor(container, { setLive }) {
     this.setLive = setLive;
     this.runs = new Map();
+    this.selected = new Set(); // run ids ticked for the compare view
     this.closed = false;
     this.body = el("tbody");
     this.empty = el("div", { class: "empty card", id: "runs-empty" },
@@ -21,11 +22,15 @@ export class RunsPage {
     this.table = el("div", { class: "card table-card" }, el("div", { class: "table-wrap" },
       el("table", { id: "runs-table", class: "table runs", "data-testid": "runs-table" },
         el("thead", {}, el("tr", {},
+          el("th", { class: "pick" }, el("span", { class: "sr-only" }, "Compare")),
           ["#", "Name", "Status", "Last step", "Last loss", "α", "Created", "Updated"].map((h) => el("th", { class: /α/.test(h) ? "keep-case" : null }, h)))),
         this.body)));
+    this.compareButton = el("button", { type: "button", id: "compare-button", class: "button",
+      onclick: () => { location.hash = `#/compare?runs=${[...this.selected].join(",")}`; } }, "Compare");
     this.root = el("div", { class: "page runs-page" },
       el("header", { class: "page-header" }, el("h1", {}, "Runs"),
-        el("p", { class: "muted" }, "Click a run to watch its curves and nudge it.")),
+        el("p", { class: "muted" }, "Click a run to watch its curves and nudge it; tick two or more to compare them."),
+        this.compareButton),
       this.empty, this.table);
     container.replaceChildren(this.root);
     this.render();
@@ -35,7 +40,6 @@ export class RunsPage {
     this.closeStream = openStream("api/stream", { run: (run) => this.upsert(run) },
       { onState: this.setLive, onReopen: () => this.reload() });
     await this.reload();
-    this.ticker = setInterval(() => this.render(), 30_000); // keep "min ago" honest
   }
 
   async reload() {
@@ -64,6 +68,9 @@ export class RunsPage {
     return el("tr", { id: `run-${run.id}`, class: "clickable", tabindex: "0",
       dataset: { runId: run.id, status: run.status },
       onclick: open, onkeydown: (event) => { if (event.key === "Enter") open(); } },
+      el("td", { class: "pick", onclick: (event) => event.stopPropagation() },
+        el("input", { type: "checkbox", class: "run-pick", "aria-label": `compare run ${run.id}`,
+          checked: this.selected.has(run.id), onchange: (event) => this.pick(run.id, event.target.checked) })),
       el("td", { class: "num muted" }, `#${run.id}`),
       el("td", { class: "name" }, el("a", { href: `#/runs/${run.id}` }, run.name || `run ${run.id}`)),
       el("td", {}, badge(run.status)),
@@ -75,7 +82,20 @@ export class RunsPage {
       el("td", {}, timeCell(run.updated_at)));
   }
 
+  pick(runId, on) {
+    if (on) this.selected.add(runId);
+    else this.selected.delete(runId);
+    this.updateCompareButton();
+  }
+
+  updateCompareButton() {
+    const count = this.selected.size;
+    this.compareButton.disabled = count < 2;
+    this.compareButton.textContent = count ? `Compare ${count} runs` : "Compare";
+  }
+
   render() {
+    this.updateCompareButton();
     const runs = [...this.runs.values()].sort((a, b) => b.id - a.id);
     this.empty.hidden = runs.length > 0;
     this.table.hidden = runs.length === 0;
@@ -84,7 +104,6 @@ export class RunsPage {
 
   close() {
     this.closed = true;
-    clearInterval(this.ticker);
     if (this.closeStream) this.closeStream();
   }
 }
