@@ -393,12 +393,8 @@ def _try_create(http: httpx.Client, body: dict[str, Any]) -> RunOut | None:
     try:
         response = http.post("/api/runs", json=body)
     except httpx.TransportError as error:
-        logger.warning(
-            "panda server %s unreachable (%s); the run will be created when it "
-            "answers, and points are kept until then",
-            http.base_url,
-            error,
-        )
+        # The sender warns once, naming the spool, when its first try fails too.
+        logger.debug("cannot create the run yet: %s", error)
         return None
     _raise_for_status(response, "create the run")
     run = RunOut.model_validate(response.json())
@@ -478,6 +474,11 @@ def _check_value(key: str, value: object) -> Any:
         # clone() guards against the caller updating the tensor in place before
         # the sender reads it; neither call waits for the device.
         return detach().clone()
+    if detach is None and getattr(value, "ndim", None) == 0:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
     if detach is not None:
         raise ValueError(
             f"metric {key!r} must be a 0-dim tensor, got shape "

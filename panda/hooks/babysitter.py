@@ -140,7 +140,14 @@ class Babysitter:
         if pending:
             self._apply(pending)
         elif self._periodic_due():
-            self.checkpoint(reason="periodic")
+            try:
+                self.checkpoint(reason="periodic")
+            except OSError as error:
+                # Training goes on; the next periodic checkpoint tries again.
+                self._last_checkpoint_step = self.step
+                logger.error(
+                    "periodic checkpoint at step %d failed: %s", self.step, error
+                )
 
     def _pre_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self.on_step_start()
@@ -303,7 +310,11 @@ class Babysitter:
                 continue
 
             if not checkpointed:
-                self.checkpoint(reason="nudge")
+                try:
+                    self.checkpoint(reason="nudge")
+                except OSError as error:
+                    self._reject(nudge, f"the checkpoint before it failed: {error}")
+                    continue
                 ticket, checkpointed = self._last_ticket, True
             change = self._change(nudge)
             self._reflected.append(nudge.id)

@@ -47,7 +47,9 @@ def start_server(home: Path, port: int = 0) -> LiveServer:
     sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -74,7 +76,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture
-def live_server(server_factory: Callable[..., LiveServer]) -> LiveServer:
+def running_server(server_factory: Callable[..., LiveServer]) -> LiveServer:
     return server_factory()
 
 

@@ -13,8 +13,9 @@ from panda.client._spool import Spool
 def test_spool_replays_records_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.jsonl", max_bytes=10_000)
     for index in range(3):
-        spool.append({"op": "points", "points": [["loss", index, 1.0, 0.0]]},
-                     droppable=True)
+        spool.append(
+            {"op": "points", "points": [["loss", index, 1.0, 0.0]]}, droppable=True
+        )
     spool.append({"op": "finish", "status": "finished"}, droppable=False)
     records = list(spool.records())
     assert [record["op"] for _, record in records] == ["points"] * 3 + ["finish"]
@@ -35,7 +36,9 @@ def test_spool_when_full_drops_new_points_but_keeps_events(
         accepted = [spool.append(point, droppable=True) for _ in range(10)]
         assert spool.append({"op": "ack", "nudge": 1, "body": {}}, droppable=False)
     assert accepted.count(False) == spool.dropped_points > 0
-    full = [record for record in caplog.records if "is full (limit" in record.getMessage()]
+    full = [
+        record for record in caplog.records if "is full (limit" in record.getMessage()
+    ]
     assert len(full) == 1
     assert str(spool.path) in full[0].getMessage()
     assert list(spool.records())[-1][1]["op"] == "ack"

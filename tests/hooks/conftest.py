@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from panda.client import CheckpointTicket, PendingNudge
 from panda.protocol import CheckpointOut, NudgeOut, ResumePlan, RunOut
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_nudge(
@@ -108,8 +108,9 @@ class FakeRun:
 
     def register_checkpoint(self, **record: Any) -> CheckpointTicket:
         self.checkpoints.append(record)
-        ticket = CheckpointTicket(len(self.checkpoints), step=record["step"],
-                                  path=record["path"])
+        ticket = CheckpointTicket(
+            len(self.checkpoints), step=record["step"], path=record["path"]
+        )
         ticket._set_id(len(self.checkpoints))
         self.events.append(("checkpoint", ticket.id))
         return ticket
@@ -126,8 +127,10 @@ class FakeRun:
             Path(path).unlink()
 
     def acks(self) -> dict[int, dict[str, Any]]:
-        return {nudge: ack for kind, (nudge, ack) in
-                ((k, v) for k, v in self.events if k == "ack")}
+        return {
+            nudge: ack
+            for kind, (nudge, ack) in ((k, v) for k, v in self.events if k == "ack")
+        }
 
     def checkpoint_out(self, checkpoint_id: int) -> CheckpointOut:
         return make_checkpoint_out(checkpoint_id, self.checkpoints[checkpoint_id - 1])
@@ -156,10 +159,14 @@ def make_setup(
     """Build the same training setup from ``seed`` every time."""
     generator = torch.Generator().manual_seed(1234)
     inputs = torch.randn(48, 4, generator=generator)
-    targets = inputs.sum(dim=1, keepdim=True) + 0.1 * torch.randn(48, 1, generator=generator)
+    targets = inputs.sum(dim=1, keepdim=True) + 0.1 * torch.randn(
+        48, 1, generator=generator
+    )
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+        torch.nn.Linear(4, 16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
         torch.nn.Linear(16, 1),
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -196,7 +203,7 @@ def assert_close(actual: float, expected: float) -> None:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Any]:
+def running_server(tmp_path: Path) -> Iterator[Any]:
     """A real panda server on a free loopback port."""
     from tests.client.conftest import start_server
 

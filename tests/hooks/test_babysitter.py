@@ -131,7 +131,9 @@ def test_babysitter_undo_restores_parameters_and_rewinds_data(
 ) -> None:
     reference_setup = make_setup(scheduler=_step_lr)
     reference_sitter = _sitter(reference_setup, FakeRun(), tmp_path / "reference")
-    reference = train(reference_setup, reference_sitter.batches(reference_setup.loader, epochs=3))
+    reference = train(
+        reference_setup, reference_sitter.batches(reference_setup.loader, epochs=3)
+    )
 
     setup = make_setup(scheduler=_step_lr)
     sitter = _sitter(setup, fake_run, tmp_path)
@@ -148,7 +150,9 @@ def test_babysitter_undo_restores_parameters_and_rewinds_data(
                 fake_run.checkpoint_out(1),
             )
 
-    losses = train(setup, sitter.batches(setup.loader, epochs=3), on_step=nudge_then_undo)
+    losses = train(
+        setup, sitter.batches(setup.loader, epochs=3), on_step=nudge_then_undo
+    )
 
     undo_ack = fake_run.acks()[2]
     assert undo_ack == {"status": "applied", "step": 5, "checkpoint": 1}
@@ -203,7 +207,9 @@ def test_babysitter_resume_replays_nudge_exactly(tmp_path: Path) -> None:
         if step == 6 and not first_run.checkpoints:
             first_run.push(make_nudge(1, "lr", 0.3))
 
-    reference = train(nudged, sitter.batches(nudged.loader, epochs=3), on_step=nudge_once)
+    reference = train(
+        nudged, sitter.batches(nudged.loader, epochs=3), on_step=nudge_once
+    )
     ack = first_run.acks()[1]
 
     replay = make_nudge(1, "lr", 0.3, factor=ack["factor"], applied_step=ack["step"])
@@ -224,3 +230,23 @@ def test_babysitter_resume_with_wrong_sha_raises(tmp_path: Path) -> None:
     checkpoint = first_run.checkpoint_out(1).model_copy(update={"sha256": "0" * 64})
     with pytest.raises(Exception, match="sha256"):
         _sitter(make_setup(), FakeRun(resume_plan=make_plan(checkpoint, [])), tmp_path)
+
+
+def test_babysitter_nudge_when_checkpoint_fails_is_refused(
+    fake_run: FakeRun, tmp_path: Path
+) -> None:
+    setup = make_setup()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the checkpoint folder should be")
+    sitter = babysit(
+        setup.optimizer,
+        run=fake_run,
+        model=setup.model,  # type: ignore[arg-type]
+        checkpoint_dir=blocker / "ckpt",
+    )
+    fake_run.push(make_nudge(1, "lr", 0.2))
+    train(setup, sitter.batches(setup.loader, epochs=1))
+    ack = fake_run.acks()[1]
+    assert ack["status"] == "rejected"
+    assert "checkpoint before it failed" in ack["reason"]
+    assert read_lr(setup.optimizer) == 0.05

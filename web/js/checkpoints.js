@@ -1,6 +1,6 @@
 // Tables of a run's checkpoints and branches.
 
-import { el, formatBytes, formatStep, formatTime, timeCell } from "./format.js";
+import { el, formatBytes, formatStep, formatTime, headRow, timeCell } from "./format.js";
 
 export class CheckpointTable {
   constructor() {
@@ -9,8 +9,7 @@ export class CheckpointTable {
     this.empty = el("p", { class: "empty" }, "No checkpoints yet. One is written before every nudge.");
     this.root = el("div", { class: "table-wrap" },
       el("table", { id: "checkpoints", class: "table", "data-testid": "checkpoints" },
-        el("thead", {}, el("tr", {},
-          ["#", "Step", "Branch", "Reason", "Size", "Written", "File"].map((h) => el("th", { class: /α/.test(h) ? "keep-case" : null }, h)))),
+        headRow(["#", "Step", "Branch", "Reason", "Size", "Written", "File"]),
         this.body),
       this.empty);
   }
@@ -48,8 +47,7 @@ export class BranchTable {
     this.body = el("tbody");
     this.root = el("div", { class: "table-wrap" },
       el("table", { id: "branches", class: "table", "data-testid": "branches" },
-        el("thead", {}, el("tr", {},
-          ["Branch", "From", "Starts at step", "Reason", "Created", ""].map((h) => el("th", { class: /α/.test(h) ? "keep-case" : null }, h)))),
+        headRow(["Branch", "From", "Starts at step", "Reason", "Created", ""]),
         this.body));
   }
 
@@ -63,6 +61,8 @@ export class BranchTable {
         el("td", { class: "num" }, formatStep(branch.start_step)),
         el("td", {}, el("span", { class: "tag" }, branch.reason)),
         el("td", { title: formatTime(branch.created_at) }, timeCell(branch.created_at)),
-        el("td", {}, branch.current ? el("span", { class: "badge badge-running" }, "current line") : el("span", { class: "muted" }, "faded on charts")))));
+        el("td", {}, branch.current
+          ? el("span", { class: "badge badge-running" }, "current line")
+          : el("span", { class: "muted" }, "faded on charts")))));
   }
 }

@@ -31,7 +31,8 @@ export class ComparePage {
     this.root = el("div", { class: "page compare-page", "data-testid": "compare-page" },
       el("nav", { class: "crumbs" }, el("a", { href: "#/" }, "Runs"), " / Compare"),
       el("header", { class: "page-header" }, el("h1", {}, "Compare runs"),
-        el("p", { class: "muted" }, "Current lines overlaid by step; dashed lines are validation metrics, dashed verticals the applied nudges.")),
+        el("p", { class: "muted" },
+          "Current lines by step; dashed lines are validation metrics, dashed verticals applied nudges.")),
       this.legend, this.chartGrid);
     container.replaceChildren(this.root);
   }
@@ -39,7 +40,8 @@ export class ComparePage {
   async start() {
     document.title = "Compare · panda";
     if (this.runIds.length === 0) {
-      this.legend.replaceChildren(el("p", { class: "empty" }, "No runs chosen. Tick runs in the list, then press Compare."));
+      this.legend.replaceChildren(
+        el("p", { class: "empty" }, "No runs chosen. Tick runs in the list, then press Compare."));
       return;
     }
     // One stream for all runs: a run event says which run logged, and that run is refetched.
@@ -59,7 +61,9 @@ export class ComparePage {
       this.runs.set(runId, { run, lines, nudges, color });
     } catch (error) {
       if (this.closed) return;
-      this.runs.set(runId, { run: { id: runId, name: `run ${runId}`, status: "missing" }, lines: new Map(), nudges: [], color: "#9ca3af", error: error.detail || error.message });
+      const run = { id: runId, name: `run ${runId}`, status: "missing" };
+      this.runs.set(runId, {
+        run, lines: new Map(), nudges: [], color: "#9ca3af", error: error.detail || error.message });
     }
     this.render();
   }
@@ -79,7 +83,8 @@ export class ComparePage {
         el("span", { class: "swatch", style: `background:${color}` }),
         el("strong", {}, run.name || `run ${run.id}`), el("span", { class: "muted" }, ` #${run.id}`),
         error ? el("span", { class: "badge badge-failed" }, "not found") : badge(run.status),
-        run.last_step !== undefined ? el("span", { class: "muted num" }, `step ${formatStep(run.last_step)}`) : null)));
+        run.last_step === undefined
+          ? null : el("span", { class: "muted num" }, `step ${formatStep(run.last_step)}`))));
 
     const chartIds = new Set();
     for (const { lines } of entries) for (const key of lines.keys()) chartIds.add(chartIdFor(key));
@@ -106,9 +111,11 @@ export class ComparePage {
         lines.push({ label: `#${run.id} ${key}`, color, steps: line.steps, values: line.values,
           dash: /val|test|eval/i.test(key) ? [6, 3] : undefined });
       }
-      const undoneBy = new Map(nudges.filter((n) => n.action === "undo" && n.status === "applied").map((n) => [n.undoes, n]));
+      const undos = nudges.filter((nudge) => nudge.action === "undo" && nudge.status === "applied");
+      const undoneBy = new Map(undos.map((undo) => [undo.undoes, undo]));
       for (const marker of nudgeMarkers(nudges, undoneBy)) {
-        markers.push({ ...marker, color, short: `#${run.id} ${marker.short}`, title: `run #${run.id}: ${marker.title}` });
+        const short = `#${run.id} ${marker.short}`;
+        markers.push({ ...marker, color, short, title: `run #${run.id}: ${marker.title}` });
       }
     }
     chart.setLines(lines);

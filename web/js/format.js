@@ -87,6 +87,12 @@ export function badge(status, title = null) {
   );
 }
 
+/** A table head row; a label with a Greek letter keeps its case. */
+export function headRow(labels) {
+  return el("thead", {}, el("tr", {},
+    labels.map((label) => el("th", { class: /[α-ω]/.test(label) ? "keep-case" : null }, label))));
+}
+
 export const PARAM_LABELS = { lr: "α", momentum: "momentum" };
 
 export function paramLabel(param) {

@@ -1,7 +1,9 @@
 // The nudge form (α and momentum of the running job) and the nudge history.
 
 import { api } from "./api.js";
-import { badge, el, formatStep, formatTime, formatValue, paramLabel, timeCell } from "./format.js";
+import {
+  badge, el, formatStep, formatTime, formatValue, headRow, paramLabel, timeCell,
+} from "./format.js";
 
 /**
  * Check one typed value the way the server will. Returns {value} or {error};
@@ -57,10 +59,13 @@ export class NudgeForm {
       el("div", { class: "field" },
         el("label", { for: "nudge-momentum" }, "Momentum ", el("span", { class: "muted" }, "(β1 for Adam)")),
         this.momentumInput),
-      el("div", { class: "field" }, el("label", { for: "nudge-note" }, "Note ", el("span", { class: "muted" }, "(optional)")), this.noteInput),
+      el("div", { class: "field" },
+        el("label", { for: "nudge-note" }, "Note ", el("span", { class: "muted" }, "(optional)")),
+        this.noteInput),
       el("div", { class: "form-actions" }, this.submit),
       this.error, this.message,
-      el("p", { class: "hint" }, "Applied at the next step boundary, right after a checkpoint, so it can be undone."));
+      el("p", { class: "hint" },
+        "Applied at the next step boundary, right after a checkpoint, so it can be undone."));
     this.refreshPlaceholders();
   }
 
@@ -116,8 +121,11 @@ export class NudgeForm {
 function changeCell(nudge, byId) {
   if (nudge.action === "undo") {
     const target = byId.get(nudge.undoes);
-    const what = target ? `${paramLabel(target.param)} ${formatValue(target.value)} → ${formatValue(target.old_value)}` : "";
-    return el("td", {}, el("span", { class: "undo-tag" }, `undo #${nudge.undoes}`), " ", el("span", { class: "muted" }, what));
+    const what = target
+      ? `${paramLabel(target.param)} ${formatValue(target.value)} → ${formatValue(target.old_value)}`
+      : "";
+    return el("td", {},
+      el("span", { class: "undo-tag" }, `undo #${nudge.undoes}`), " ", el("span", { class: "muted" }, what));
   }
   // The old value is known once the job applied the nudge.
   return el("td", { class: "change" },
@@ -136,11 +144,11 @@ export class NudgeHistory {
     this.onChange = () => {};
     this.body = el("tbody");
     this.error = el("p", { id: "nudge-history-error", class: "form-error", role: "alert" });
-    this.empty = el("p", { class: "empty" }, "No nudges yet. Use the form to change α or momentum of the running job.");
+    this.empty = el("p", { class: "empty" },
+      "No nudges yet. Use the form to change α or momentum of the running job.");
     this.root = el("div", { class: "table-wrap" },
       el("table", { id: "nudge-history", class: "table", "data-testid": "nudge-history" },
-        el("thead", {}, el("tr", {},
-          ["#", "Change", "Status", "Requested", "Applied at step", "Note", "Checkpoint", ""].map((h) => el("th", { class: /α/.test(h) ? "keep-case" : null }, h)))),
+        headRow(["#", "Change", "Status", "Requested", "Applied at step", "Note", "Checkpoint", ""]),
         this.body),
       this.empty, this.error);
   }
@@ -196,7 +204,8 @@ export class NudgeHistory {
         cell.append(el("span", { class: "muted" }, `undo #${undo.id} ${undo.status}`));
       } else {
         cell.append(el("button", { type: "button", class: "button small nudge-undo", "data-testid": "nudge-undo",
-          title: `go back to checkpoint #${nudge.checkpoint} (step ${formatStep(nudge.applied_step)}) and restore ${paramLabel(nudge.param)} ${formatValue(nudge.old_value)}`,
+          title: `go back to checkpoint #${nudge.checkpoint} (step ${formatStep(nudge.applied_step)})` +
+            ` and restore ${paramLabel(nudge.param)} ${formatValue(nudge.old_value)}`,
           onclick: () => this.act("undo", nudge) }, "Undo"));
       }
     }
@@ -209,11 +218,12 @@ export class NudgeHistory {
     this.empty.hidden = nudges.length > 0;
     this.body.parentElement.hidden = nudges.length === 0;
     this.body.replaceChildren(...nudges.slice().reverse().map((nudge) =>
-      el("tr", { id: `nudge-${nudge.id}`, class: undoneBy.has(nudge.id) && undoneBy.get(nudge.id).status === "applied" ? "undone" : null,
+      el("tr", { id: `nudge-${nudge.id}`, class: undoneBy.get(nudge.id)?.status === "applied" ? "undone" : null,
         dataset: { nudgeId: nudge.id, status: nudge.status, action: nudge.action } },
         el("td", { class: "num muted" }, `#${nudge.id}`),
         changeCell(nudge, this.nudges),
-        el("td", {}, badge(nudge.status, nudge.reason), nudge.reason ? el("div", { class: "reason" }, nudge.reason) : null),
+        el("td", {}, badge(nudge.status, nudge.reason),
+          nudge.reason ? el("div", { class: "reason" }, nudge.reason) : null),
         el("td", {}, timeCell(nudge.requested_at)),
         el("td", { class: "num" }, formatStep(nudge.applied_step)),
         el("td", { class: "note" }, nudge.note || ""),
@@ -232,7 +242,9 @@ export function nudgeMarkers(nudges, undoneBy) {
       const undone = undoneBy.get(nudge.id)?.status === "applied";
       if (nudge.action === "undo") {
         const target = byId.get(nudge.undoes);
-        const label = target ? `undo #${nudge.undoes}: ${paramLabel(target.param)} → ${formatValue(target.old_value)}` : `undo #${nudge.undoes}`;
+        const label = target
+          ? `undo #${nudge.undoes}: ${paramLabel(target.param)} → ${formatValue(target.old_value)}`
+          : `undo #${nudge.undoes}`;
         return { id: nudge.id, step: nudge.applied_step, color: "#6b7280", short: "undo",
           title: `${label} at step ${formatStep(nudge.applied_step)}`, faded: false };
       }

@@ -37,6 +37,7 @@ export class RunPage {
     this.tails = new Map(); // key -> [{branch, line}]
     this.charts = new Map(); // chart id -> StepChart
     this.queue = null; // events held back while lines (re)load
+    this.loading = false;
     this.reloadAgain = false;
     this.closed = false;
 
@@ -59,7 +60,8 @@ export class RunPage {
       momentum: stat("Momentum", "stat-momentum"),
     };
     this.chartGrid = el("div", { id: "charts", class: "chart-grid" });
-    this.chartsEmpty = el("p", { class: "empty card" }, "No metrics yet. Charts appear as soon as the job logs its first points.");
+    this.chartsEmpty = el("p", { class: "empty card" },
+      "No metrics yet. Charts appear as soon as the job logs its first points.");
     this.branchCard = card("Branches", el("p", { class: "hint" },
       "Resume, undo and fork start a new branch. Charts draw the current line solid and abandoned tails faded."),
       this.branchTable.root);
@@ -108,7 +110,9 @@ export class RunPage {
     if (this.closed) return;
     if (error.status === 404 && this.closeStream) this.closeStream();
     this.root.querySelector("#load-error")?.remove();
-    const text = error.status === 404 ? `Run #${this.runId} does not exist.` : `Could not load run #${this.runId}: ${error.detail || error.message}`;
+    const text = error.status === 404
+      ? `Run #${this.runId} does not exist.`
+      : `Could not load run #${this.runId}: ${error.detail || error.message}`;
     this.root.prepend(el("p", { class: "banner error", id: "load-error" }, text));
   }
 
@@ -235,7 +239,8 @@ export class RunPage {
 
   setRun(run) {
     this.run = run;
-    this.title.replaceChildren(run.name || `Run #${run.id}`, " ", el("span", { class: "muted run-id" }, `#${run.id}`));
+    this.title.replaceChildren(
+      run.name || `Run #${run.id}`, " ", el("span", { class: "muted run-id" }, `#${run.id}`));
     document.title = `${run.name || `Run #${run.id}`} · panda`;
     this.statusSlot.replaceChildren(badge(run.status));
     this.statusSlot.dataset.status = run.status;
@@ -250,7 +255,8 @@ export class RunPage {
     this.meta.replaceChildren(...parts);
     const running = run.status === "running";
     this.statusNote.hidden = running;
-    this.statusNote.textContent = running ? "" : `This run is ${run.status}; the server only takes nudges for a running job.`;
+    this.statusNote.textContent = running
+      ? "" : `This run is ${run.status}; the server only takes nudges for a running job.`;
   }
 
   /** The values the job trains with now: the last logged point, else the run summary. */
@@ -307,7 +313,8 @@ export class RunPage {
       const line = this.lines.get(key);
       lines.push({ label: key, color, steps: line.steps, values: line.values });
       for (const tail of this.tails.get(key) || []) {
-        lines.push({ label: `${key} · branch ${tail.branch}`, color, steps: tail.line.steps, values: tail.line.values, faded: true });
+        const { steps, values } = tail.line;
+        lines.push({ label: `${key} · branch ${tail.branch}`, color, steps, values, faded: true });
       }
     });
     this.chartFor(chartId).setLines(lines);

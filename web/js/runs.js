@@ -1,7 +1,7 @@
 // The runs list: every run with its status and latest numbers, live.
 
 import { api, decodeValue, openStream } from "./api.js";
-import { badge, el, formatStep, formatTime, formatValue, timeCell } from "./format.js";
+import { badge, el, formatStep, formatTime, formatValue, headRow, timeCell } from "./format.js";
 import { headlineLossKey } from "./lines.js";
 
 function lastValue(run, key) {
@@ -21,15 +21,14 @@ export class RunsPage {
         el("code", {}, "panda.init()"), " in your training script; it shows up here at once."));
     this.table = el("div", { class: "card table-card" }, el("div", { class: "table-wrap" },
       el("table", { id: "runs-table", class: "table runs", "data-testid": "runs-table" },
-        el("thead", {}, el("tr", {},
-          el("th", { class: "pick" }, el("span", { class: "sr-only" }, "Compare")),
-          ["#", "Name", "Status", "Last step", "Last loss", "α", "Created", "Updated"].map((h) => el("th", { class: /α/.test(h) ? "keep-case" : null }, h)))),
+        headRow(["", "#", "Name", "Status", "Last step", "Last loss", "α", "Created", "Updated"]),
         this.body)));
     this.compareButton = el("button", { type: "button", id: "compare-button", class: "button",
       onclick: () => { location.hash = `#/compare?runs=${[...this.selected].join(",")}`; } }, "Compare");
     this.root = el("div", { class: "page runs-page" },
       el("header", { class: "page-header" }, el("h1", {}, "Runs"),
-        el("p", { class: "muted" }, "Click a run to watch its curves and nudge it; tick two or more to compare them."),
+        el("p", { class: "muted" },
+          "Click a run to watch its curves and nudge it; tick two or more to compare them."),
         this.compareButton),
       this.empty, this.table);
     container.replaceChildren(this.root);
@@ -50,7 +49,8 @@ export class RunsPage {
       this.render();
     } catch (error) {
       this.root.querySelector("#runs-error")?.remove();
-      this.root.append(el("p", { class: "banner error", id: "runs-error" }, `Could not load runs: ${error.detail || error.message}`));
+      const text = `Could not load runs: ${error.detail || error.message}`;
+      this.root.append(el("p", { class: "banner error", id: "runs-error" }, text));
     }
   }
 
