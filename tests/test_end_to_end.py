@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -73,30 +74,44 @@ def server_url(panda_home: Path, tmp_path: Path) -> Iterator[str]:
         except httpx.TransportError:
             return False
 
-    wait_for(answers, timeout_s=30, what="panda serve to answer")
-    yield url
-    stop(process)
-    log.close()
+    try:
+        wait_for(answers, timeout_s=30, what="panda serve to answer")
+        yield url
+    finally:
+        stop(process)
+        log.close()
 
 
-def start_demo(server_url: str, panda_home: Path, log_path: Path) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def api(server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{server_url}/api", timeout=10) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def demo_job(
+    server_url: str, panda_home: Path, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     environment = {**os.environ, "PANDA_HOME": str(panda_home)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "panda", "demo", "--server", server_url,
-         "--epochs", str(EPOCHS), "--pace", "40", "--name", "e2e"],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=environment,
-    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "panda", "demo", "--server", server_url,
+             "--epochs", str(EPOCHS), "--pace", "40", "--name", "e2e"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
 
 
 def test_nudge_over_rest_is_applied_to_real_training(
-    server_url: str, panda_home: Path, tmp_path: Path
+    server_url: str, panda_home: Path, tmp_path: Path, api: httpx.Client
 ) -> None:
-    api = httpx.Client(base_url=f"{server_url}/api", timeout=10)
     job_log = tmp_path / "job.log"
-    job = start_demo(server_url, panda_home, job_log)
-    try:
+    with demo_job(server_url, panda_home, job_log) as job:
         run = wait_for(
             lambda: next(
                 (r for r in api.get("/runs").json() if (r["last_step"] or 0) >= 30),
@@ -116,8 +131,6 @@ def test_nudge_over_rest_is_applied_to_real_training(
         assert nudge["status"] == "pending"
 
         assert job.wait(120) == 0, job_log.read_text()
-    finally:
-        stop(job)
 
     run_id = run["id"]
     applied = api.get(f"/runs/{run_id}/nudges/{nudge['id']}").json()
