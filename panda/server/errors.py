@@ -92,9 +92,12 @@ async def _on_validation_error(request: Request, error: Exception) -> JSONRespon
 
 async def _on_data_error(request: Request, error: Exception) -> JSONResponse:
     # Input that passed validation but that the database cannot hold, such as
-    # NaN inside a JSON config on PostgreSQL.
+    # NaN inside a JSON config or a NUL character in a text on PostgreSQL.
     logger.debug("database refused a value: %s", error)
-    detail = "the database cannot store a value in this request (NaN in a config?)"
+    detail = (
+        "the database cannot store a value in this request: NaN or infinity in "
+        "a config, or a NUL character in a text?"
+    )
     return JSONResponse({"detail": detail}, status_code=422)
 
 

@@ -1,4 +1,4 @@
-"""Metric points: fast idempotent ingest, and reading a line back, downsampled.
+"""Metric points: fast idempotent ingest, and reading a line back, whole or as a view.
 
 A point is keyed by (series, step), a series being one metric key on one
 branch; the first write of a point wins and a resent one is ignored. NaN is
@@ -18,8 +18,17 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from panda.store import blocks
 from panda.store.db import executemany_raw, fetch_raw, insert_ignoring_duplicates
-from panda.store.models import Base, Branch, PointRow, Run, SeriesRow, utcnow
+from panda.store.models import (
+    BLOCK_SIZES,
+    Base,
+    Branch,
+    PointRow,
+    Run,
+    SeriesRow,
+    utcnow,
+)
 from panda.store.runs import BranchNotFound, touch_run
 from panda.store.timelines import Segment
 
@@ -58,6 +67,7 @@ class SeriesData:
     steps: list[int]
     values: list[float]
     times: list[float]
+    branches: list[int]
     total: int
     downsampled: bool
 
@@ -131,6 +141,8 @@ def append_points(
         session, Base.metadata.tables["points"], ["series_id", "step"]
     )
     executemany_raw(session, statement, rows)
+    for key, stored in ingest.stored.items():
+        blocks.add_points(session, series_ids[key], stored)
 
     if target == run.current_branch_id:
         _update_last_values(run, ingest.stored)
@@ -159,8 +171,14 @@ def _existing_steps(
 
 def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, int]:
     """Get or create the series of each key on the branch."""
-    query = select(SeriesRow.key, SeriesRow.id).where(
-        SeriesRow.branch_id == branch_id, SeriesRow.key.in_(keys)
+    # FOR UPDATE (a no-op on SQLite, whose writers take turns anyway) makes
+    # PostgreSQL writers of one series take turns too, so that block refreshes
+    # always see every point stored before them.
+    query = (
+        select(SeriesRow.key, SeriesRow.id)
+        .where(SeriesRow.branch_id == branch_id, SeriesRow.key.in_(keys))
+        .order_by(SeriesRow.id)
+        .with_for_update()
     )
     found = dict(session.execute(query).all())
     missing = keys - found.keys()
@@ -171,8 +189,11 @@ def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, i
         session.execute(
             statement, [{"branch_id": branch_id, "key": k} for k in missing]
         )
-        query = select(SeriesRow.key, SeriesRow.id).where(
-            SeriesRow.branch_id == branch_id, SeriesRow.key.in_(missing)
+        query = (
+            select(SeriesRow.key, SeriesRow.id)
+            .where(SeriesRow.branch_id == branch_id, SeriesRow.key.in_(missing))
+            .order_by(SeriesRow.id)
+            .with_for_update()
         )
         found.update(session.execute(query).all())
     return found
@@ -221,12 +242,71 @@ def read_series(
     key: str,
     *,
     max_points: int | None = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
 ) -> SeriesData:
     """Read metric ``key`` along ``segments`` (newest first), in step order.
 
     Args:
-        max_points: downsample to at most this many points when the line holds
-            more (see :func:`downsample`).
+        max_points: when the line holds more points in the step range, answer
+            a view of at most this many (at least 2): the range is cut into
+            ``max_points // 2`` buckets of equal width, and each keeps its
+            lowest and highest point, so spikes and the minimum stay visible.
+            A bucket with a NaN shows its first NaN in place of its highest
+            point. The buckets come from point blocks (see
+            :mod:`panda.store.blocks`): the cost follows ``max_points``, not
+            the length of the line.
+        min_step: only points at this step or later.
+        max_step: only points at this step or earlier.
+    """
+    parts = _line_parts(session, segments, key, min_step, max_step)
+    if not parts:
+        return SeriesData([], [], [], [], total=0, downsampled=False)
+    first, last = parts[0].first, parts[-1].last
+    if max_points is None or last - first + 1 <= max_points:
+        return _read_points(session, parts)
+
+    buckets = max_points // 2
+    level = _coarsest_level(-(-(last - first + 1) // buckets))
+    size = 1 if level == blocks.RAW else BLOCK_SIZES[level]
+    origin = first // size * size
+    # A multiple of the block size, so that no block straddles two buckets.
+    width = min(-(-(last - origin + 1) // (buckets * size)) * size, _STEP_MAX)
+
+    pieces = [
+        blocks.read_cover(session, p.series_id, p.first, p.last, level) for p in parts
+    ]
+    line = blocks.Blocks.concat(pieces)
+    total = int(line.count.sum())
+    if total <= max_points:
+        return _read_points(session, parts)
+    branch_ids = np.repeat([p.branch_id for p in parts], [len(p) for p in pieces])
+    group = np.minimum((line.first_step - origin) // width, buckets - 1)
+    return _bucket_extremes(line, branch_ids, group, total)
+
+
+_STEP_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Where a series holds points of the line: steps ``[first, last]``."""
+
+    branch_id: int
+    series_id: int
+    first: int
+    last: int
+
+
+def _line_parts(
+    session: Session,
+    segments: Sequence[Segment],
+    key: str,
+    min_step: int | None,
+    max_step: int | None,
+) -> list[_Part]:
+    """Return the stored stretches of ``key`` on the line within the step range,
+    oldest first, each narrowed to its first and last point.
     """
     branch_ids = [segment.branch_id for segment in segments]
     query = select(SeriesRow.branch_id, SeriesRow.id).where(
@@ -234,91 +314,76 @@ def read_series(
     )
     series_of_branch = dict(session.execute(query).all())
 
-    columns: list[tuple[Any, ...]] = []
+    parts = []
     for segment in reversed(segments):
         series_id = series_of_branch.get(segment.branch_id)
-        if series_id is not None:
-            columns.extend(_read_segment(session, series_id, segment))
+        low = max(segment.start, min_step or 0)
+        high = _STEP_MAX if segment.stop is None else segment.stop - 1
+        high = high if max_step is None else min(high, max_step)
+        if series_id is None or low > high:
+            continue
+        in_range = select(PointRow.step).where(
+            PointRow.series_id == series_id, PointRow.step.between(low, high)
+        )
+        first = session.scalar(in_range.order_by(PointRow.step).limit(1))
+        last = session.scalar(in_range.order_by(PointRow.step.desc()).limit(1))
+        if first is not None and last is not None:
+            parts.append(_Part(segment.branch_id, series_id, first, last))
+    return parts
 
-    steps = np.fromiter((row[0] for row in columns), dtype=np.int64, count=len(columns))
-    values = np.array([row[1] for row in columns], dtype=np.float64)
-    times = np.fromiter(
-        (row[2] for row in columns), dtype=np.float64, count=len(columns)
-    )
-    total = len(columns)
-    if max_points is not None and total > max_points:
-        picked = downsample(steps, values, max_points)
-        steps, values, times = steps[picked], values[picked], times[picked]
+
+def _coarsest_level(width: int) -> int:
+    """Return the coarsest block level whose blocks fit in ``width`` steps."""
+    fitting = [level for level, size in enumerate(BLOCK_SIZES) if size <= width]
+    return fitting[-1] if fitting else blocks.RAW
+
+
+def _read_points(session: Session, parts: Sequence[_Part]) -> SeriesData:
+    data = SeriesData([], [], [], [], total=0, downsampled=False)
+    for part in parts:
+        query = (
+            select(PointRow.step, PointRow.value, PointRow.time)
+            .where(
+                PointRow.series_id == part.series_id,
+                PointRow.step.between(part.first, part.last),
+            )
+            .order_by(PointRow.step)
+        )
+        rows = fetch_raw(session, query)
+        data.steps.extend(row[0] for row in rows)
+        data.values.extend(math.nan if row[1] is None else row[1] for row in rows)
+        data.times.extend(row[2] for row in rows)
+        data.branches.extend([part.branch_id] * len(rows))
+    data.total = len(data.steps)
+    return data
+
+
+def _bucket_extremes(
+    line: blocks.Blocks, branch_ids: IntArray, group: IntArray, total: int
+) -> SeriesData:
+    """Return the lowest point of each group and its first NaN or highest point."""
+    found = blocks.find_extremes(line, group)
+    low, high, nan = found.low, found.high, found.nan
+    has_nan = line.nan_step[nan] != blocks.NO_STEP
+
+    steps = np.r_[
+        line.min_step[low], np.where(has_nan, line.nan_step[nan], line.max_step[high])
+    ]
+    values = np.r_[line.min_value[low], np.where(has_nan, np.nan, line.max_value[high])]
+    times = np.r_[
+        line.min_time[low], np.where(has_nan, line.nan_time[nan], line.max_time[high])
+    ]
+    branches = np.r_[
+        branch_ids[low], np.where(has_nan, branch_ids[nan], branch_ids[high])
+    ]
+
+    # A bucket whose lowest point is also its highest gives one point.
+    steps, picked = np.unique(steps, return_index=True)
     return SeriesData(
         steps=steps.tolist(),
-        values=values.tolist(),
-        times=times.tolist(),
+        values=values[picked].tolist(),
+        times=times[picked].tolist(),
+        branches=branches[picked].tolist(),
         total=total,
-        downsampled=len(steps) < total,
+        downsampled=True,
     )
-
-
-def _read_segment(
-    session: Session, series_id: int, segment: Segment
-) -> list[tuple[Any, ...]]:
-    query = (
-        select(PointRow.step, PointRow.value, PointRow.time)
-        .where(PointRow.series_id == series_id, PointRow.step >= segment.start)
-        .order_by(PointRow.step)
-    )
-    if segment.stop is not None:
-        query = query.where(PointRow.step < segment.stop)
-    return fetch_raw(session, query)
-
-
-def downsample(steps: IntArray, values: FloatArray, max_points: int) -> IntArray:
-    """Pick at most ``max_points`` indices that keep the shape of a curve.
-
-    The step range is cut into ``max_points // 2`` buckets of equal width; each
-    bucket keeps its lowest and its highest value, so spikes and the minimum
-    survive. A NaN counts as the highest value of its bucket: for a loss it is
-    the worst spike there is.
-
-    Args:
-        steps: increasing steps.
-        values: the value at each step, NaN allowed.
-    """
-    count = len(steps)
-    buckets = max(1, max_points // 2)
-    if count <= max_points:
-        return np.arange(count, dtype=np.int64)
-
-    # Float arithmetic: step spans up to 2**63 would overflow int64 products.
-    first, last = float(steps[0]), float(steps[-1])
-    width = (last - first + 1.0) / buckets
-    bucket = np.clip(((steps - steps[0]) / width).astype(np.int64), 0, buckets - 1)
-
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    sizes = np.diff(np.r_[starts, count])
-    low_source = np.where(np.isnan(values), np.inf, values)
-    high_source = np.where(np.isnan(values), np.inf, values)
-    lows = _first_match(low_source, np.minimum.reduceat(low_source, starts), sizes)
-    highs = _first_match(high_source, np.maximum.reduceat(high_source, starts), sizes)
-
-    # A NaN, if the bucket has one, replaces the bucket's highest value.
-    is_nan = np.isnan(values)
-    nan_first = _first_match(is_nan.astype(np.float64), np.ones(len(starts)), sizes)
-    has_nan = np.add.reduceat(is_nan.astype(np.int64), starts) > 0
-    highs = np.where(has_nan, nan_first, highs)
-    return np.unique(np.concatenate([lows, highs]))
-
-
-def _first_match(source: FloatArray, targets: FloatArray, sizes: IntArray) -> IntArray:
-    """Return, per bucket, the first index whose value equals the bucket's target."""
-    fallback = np.cumsum(np.r_[0, sizes[:-1]]).astype(np.int64)
-    matches = np.flatnonzero(source == np.repeat(targets, sizes))
-    if len(matches) == 0:
-        return fallback
-    bucket_of_match = np.repeat(np.arange(len(sizes)), sizes)[matches]
-    keep = np.r_[True, bucket_of_match[1:] != bucket_of_match[:-1]]
-    found = matches[keep]
-    if len(found) == len(sizes):
-        return found
-    # A bucket with no match (never so for min and max) falls back to its start.
-    fallback[bucket_of_match[keep]] = found
-    return fallback

@@ -4,6 +4,10 @@ A run's history is a tree of branches. Points belong to a series, which is one
 metric key on one branch; a point's primary key is ``(series_id, step)``, so a
 resent point is ignored. ``points.value`` NULL means NaN on every database.
 
+Each series also keeps *blocks* (``point_blocks``): per level, the count,
+extremes and first NaN of the points in every aligned run of ``BLOCK_SIZES[level]``
+steps, so a view of a long line reads a few thousand rows instead of every point.
+
 Two references are plain integers without a foreign key, because a foreign key
 would close a cycle that SQLite cannot create without ALTER:
 ``runs.current_branch_id`` and ``branches.checkpoint_id``.
@@ -43,6 +47,8 @@ NAMING_CONVENTION = {
 
 KEY_MAX_CHARS = 200
 NAME_MAX_CHARS = 200
+BLOCK_SIZES = (8, 64, 512, 4096, 32768)
+"""Steps per block at each rollup level; each level groups 8 blocks of the one below."""
 
 
 def utcnow() -> datetime:
@@ -148,6 +154,36 @@ class PointRow(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float)
     time: Mapped[float] = mapped_column(Float)
+
+
+class PointBlock(Base):
+    """The summary of a series' points in steps ``[block, block + 1) * size``.
+
+    ``size`` is ``BLOCK_SIZES[level]``. The extremes ignore NaN (NULL when every
+    point is NaN); ``nan_step`` is the first NaN's step, NULL when there is none.
+    Ingest rewrites the blocks a batch touches in the batch's own transaction.
+    """
+
+    __tablename__ = "point_blocks"
+    __table_args__ = (
+        PrimaryKeyConstraint("series_id", "level", "block"),
+        {"sqlite_with_rowid": False},
+    )
+
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    level: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    min_time: Mapped[float] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    max_time: Mapped[float] = mapped_column(Float)
+    nan_step: Mapped[int | None] = mapped_column(BigInteger)
+    nan_time: Mapped[float | None] = mapped_column(Float)
 
 
 class Checkpoint(Base):

@@ -26,6 +26,10 @@ from panda.store.timelines import Segment, find_segment, start_branch
 logger = logging.getLogger(__name__)
 
 PARAMS = ("lr", "momentum")
+# A param group index beyond this names no optimizer's group; SQLite's JSON would
+# also read a larger integer back as a float that no reply model accepts.
+GROUP_INDEX_MAX = 2**31 - 1
+GROUP_NAME_MAX_CHARS = 200
 SET = "set"
 UNDO = "undo"
 PENDING = "pending"
@@ -54,6 +58,25 @@ def check_value(param: str, value: float) -> None:
         raise InvalidNudge(f"body.value: momentum must be in [0, 1), got {value:g}")
 
 
+def check_group(group: int | str | None) -> None:
+    """Raise InvalidNudge unless ``group`` is None, an index or a group name."""
+    if isinstance(group, int) and not 0 <= group <= GROUP_INDEX_MAX:
+        raise InvalidNudge(
+            f"body.group: a param group index must be in [0, {GROUP_INDEX_MAX}], "
+            f"got {group}"
+        )
+    if isinstance(group, str) and not 0 < len(group) <= GROUP_NAME_MAX_CHARS:
+        raise InvalidNudge(
+            f"body.group: a param group name must have 1 to {GROUP_NAME_MAX_CHARS} "
+            f"characters, got {len(group)}"
+        )
+
+
+def _check_finite(field: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise InvalidNudge(f"body.{field}: must be a finite number, got {value}")
+
+
 def _require_running(run: Run) -> None:
     if run.status != RUNNING:
         raise RunNotActive(
@@ -73,10 +96,12 @@ def create_nudge(
     """Request that the running job set ``param`` to ``value``; commit.
 
     Raises:
-        InvalidNudge: unknown param, or a value it can never take.
+        InvalidNudge: unknown param, a value it can never take, or a group that
+            is neither a small index nor a short name.
         RunNotActive: the run is not running.
     """
     check_value(param, value)
+    check_group(group)
     _require_running(run)
     nudge = Nudge(
         run_id=run.id,
@@ -194,9 +219,11 @@ def ack_nudge(
 
     Raises:
         Conflict: the nudge already got another answer or was cancelled.
-        InvalidNudge: an applied answer without a step, or an undo without a
-            checkpoint.
+        InvalidNudge: an applied answer without a step, an undo without a
+            checkpoint, or a non-finite old value or factor.
     """
+    _check_finite("old_value", old_value)
+    _check_finite("factor", factor)
     nudge = get_nudge(session, run.id, nudge_id)
     if nudge.status == status:
         return AckResult(nudge)

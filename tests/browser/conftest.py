@@ -62,11 +62,19 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def server_url(tmp_path: Path) -> Iterator[str]:
+def server_token() -> str | None:
+    """The server's write token; a test parametrizes this name to set one."""
+    return None
+
+
+@pytest.fixture
+def server_url(tmp_path: Path, server_token: str | None) -> Iterator[str]:
     """Serve the real panda app on 127.0.0.1 with a fresh database; yield its URL."""
     from panda.server.app import create_app
 
-    settings = Settings(home=tmp_path, db=f"sqlite:///{tmp_path}/panda.db")
+    settings = Settings(
+        home=tmp_path, db=f"sqlite:///{tmp_path}/panda.db", token=server_token
+    )
     app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -92,9 +100,10 @@ def server_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(server_url: str) -> Iterator[httpx.Client]:
+def api(server_url: str, server_token: str | None) -> Iterator[httpx.Client]:
     """An HTTP client for the server's REST API, as a training job would use it."""
-    with httpx.Client(base_url=server_url, timeout=10) as client:
+    headers = {"Authorization": f"Bearer {server_token}"} if server_token else {}
+    with httpx.Client(base_url=server_url, headers=headers, timeout=10) as client:
         yield client
 
 

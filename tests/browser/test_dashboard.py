@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.job import ScriptedJob
@@ -322,4 +323,27 @@ def test_run_page_fits_a_narrow_screen(
     assert page_width <= 400
     assert 250 <= canvas_width <= 400
     screenshot("narrow")
+    assert page_errors == []
+
+
+@pytest.mark.parametrize("server_token", ["s3cret-token"])
+def test_write_token_is_asked_once_then_kept(
+    page: Any, server_url: str, api: httpx.Client, page_errors: list[str]
+) -> None:
+    job = ScriptedJob(api)
+    open_run(page, server_url, job.run_id)
+    expect(page.locator("#nudge-token")).to_be_hidden()
+
+    page.fill("#nudge-lr", "0.02")
+    page.click("#nudge-submit")
+    expect(page.locator("#nudge-error")).to_contain_text("needs its token")
+    page.fill("#nudge-token", "s3cret-token")
+    page.click("#nudge-submit")
+    pending = page.locator("#nudge-history tbody tr[data-status='pending']")
+    expect(pending).to_have_count(1)
+
+    pending.get_by_test_id("nudge-cancel").click()
+    expect(page.locator("#nudge-history tbody tr").first).to_have_attribute(
+        "data-status", "cancelled"
+    )
     assert page_errors == []

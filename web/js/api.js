@@ -26,8 +26,34 @@ function describeDetail(detail) {
   return JSON.stringify(detail);
 }
 
+const TOKEN_KEY = "panda.token";
+
+/**
+ * The server's write token, kept in this browser's local storage. A server
+ * started with a token refuses changes (nudges, cancel, undo) without it.
+ */
+export const writeToken = {
+  get() {
+    try {
+      return localStorage.getItem(TOKEN_KEY) || null;
+    } catch {
+      return null; // storage disabled: the page still reads
+    }
+  },
+  set(token) {
+    try {
+      if (token) localStorage.setItem(TOKEN_KEY, token);
+      else localStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // Nothing to keep it in; the next write asks again.
+    }
+  },
+};
+
 async function request(method, path, body) {
   const options = { method, headers: { Accept: "application/json" } };
+  const token = method === "GET" ? null : writeToken.get();
+  if (token) options.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);

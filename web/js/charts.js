@@ -63,6 +63,7 @@ function drawMarkers(u, markers) {
   ctx.save();
   ctx.font = `${11 * ratio}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
+  const labelBoxes = []; // labels placed so far, so that close ones stack
   for (const marker of markers) {
     const x = Math.round(u.valToPos(marker.step, "x", true));
     if (x < left || x > left + width) continue;
@@ -78,12 +79,17 @@ function drawMarkers(u, markers) {
       const pad = 3 * ratio;
       const textWidth = ctx.measureText(marker.short).width;
       const flip = x + 4 * ratio + textWidth + 2 * pad > left + width;
-      const boxX = flip ? x - 4 * ratio - textWidth - 2 * pad : x + 4 * ratio;
+      const box = { x: flip ? x - 4 * ratio - textWidth - 2 * pad : x + 4 * ratio,
+        y: top + 2 * ratio, width: textWidth + 2 * pad, height: 15 * ratio };
+      const overlaps = (other) => box.x < other.x + other.width && other.x < box.x + box.width &&
+        box.y < other.y + other.height && other.y < box.y + box.height;
+      while (labelBoxes.some(overlaps)) box.y += box.height + ratio;
+      labelBoxes.push(box);
       ctx.setLineDash([]);
-      ctx.fillStyle = "rgba(255, 255, 255, 0.7)";
-      ctx.fillRect(boxX, top + 2 * ratio, textWidth + 2 * pad, 15 * ratio);
+      ctx.fillStyle = "rgba(255, 255, 255, 0.6)";
+      ctx.fillRect(box.x, box.y, box.width, box.height);
       ctx.fillStyle = ctx.strokeStyle;
-      ctx.fillText(marker.short, boxX + pad, top + 4 * ratio);
+      ctx.fillText(marker.short, box.x + pad, box.y + 2 * ratio);
     }
   }
   ctx.restore();
@@ -113,8 +119,9 @@ function placeMarkerElements(u, markers, layer) {
  * Drag to zoom; double-click to follow the live data again.
  */
 export class StepChart {
-  constructor(title, { id = null, height = 220, logToggle = false, stepped = false } = {}) {
+  constructor(title, { id = null, height = 220, logToggle = false, stepped = false, yRange = null } = {}) {
     this.lines = [];
+    this.yRange = yRange;
     this.stepped = stepped;
     this.markers = [];
     this.height = height;
@@ -177,7 +184,7 @@ export class StepChart {
     const tails = this.lines.filter((line) => line.faded);
     this.root.dataset.tails = String(tails.length);
     this.root.dataset.tailPoints = String(tails.reduce((sum, line) => sum + line.steps.length, 0));
-    this.count.textContent = points ? `${formatStep(points)} points` : "";
+    this.count.textContent = points ? `${formatStep(points)} point${points === 1 ? "" : "s"}` : "";
     const hasData = this.lines.some((line) => line.steps.length > 0);
     this.empty.hidden = hasData;
     this.body.hidden = !hasData;
@@ -207,7 +214,7 @@ export class StepChart {
     const options = {
       width: Math.max(200, this.body.clientWidth || 600),
       height: this.height,
-      scales: { x: { time: false }, y: this.log ? { distr: 3 } : {} },
+      scales: { x: { time: false }, y: this.log ? { distr: 3 } : this.yScale() },
       axes: [
         { values: (u, splits) => splits.map((v) => formatStep(v)), grid: { stroke: "#eef0f3" }, stroke: "#6b7280" },
         { values: axisValues, grid: { stroke: "#eef0f3" }, stroke: "#6b7280", size: 60 },
@@ -222,7 +229,7 @@ export class StepChart {
           width: line.faded ? 1.25 : 1.75,
           dash: line.faded ? [6, 4] : line.dash,
           spanGaps: false,
-          points: { show: false },
+          points: { size: 5 }, // uPlot shows them only where points are sparse
           paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
           value: (u, v) => formatValue(v),
         })),
@@ -260,6 +267,13 @@ export class StepChart {
     const solid = this.lines.map((line, index) => (line.faded ? -1 : idxs[index + 1]));
     idxs[0] = Math.max(...solid, 0);
     u.setLegend({ idxs }, false);
+  }
+
+  /** A fixed y range, widened if data leave it (momentum lives in [0, 1)). */
+  yScale() {
+    if (!this.yRange) return {};
+    const [low, high] = this.yRange;
+    return { range: (u, min, max) => [Math.min(low, min ?? low), Math.max(high, max ?? high)] };
   }
 
   rememberZoom(u) {

@@ -95,7 +95,8 @@ export class ComparePage {
     let chart = this.charts.get(chartId);
     if (!chart) {
       chart = new StepChart(chartTitleFor(chartId), { logToggle: chartId === "loss" || chartId === "lr",
-        stepped: chartId === "lr" || chartId === "momentum", height: 260 });
+        stepped: chartId === "lr" || chartId === "momentum", height: 260,
+        yRange: chartId === "momentum" ? [0, 1] : null });
       chart.root.dataset.chart = chartId;
       this.charts.set(chartId, chart);
       const order = [...this.charts.keys()].sort(compareChartIds);

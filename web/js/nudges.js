@@ -1,6 +1,6 @@
 // The nudge form (α and momentum of the running job) and the nudge history.
 
-import { api } from "./api.js";
+import { api, writeToken } from "./api.js";
 import {
   badge, el, formatStep, formatTime, formatValue, headRow, paramLabel, timeCell,
 } from "./format.js";
@@ -43,6 +43,14 @@ export class NudgeForm {
     });
     this.submit = el("button", { id: "nudge-submit", type: "submit", class: "button primary" }, "Send nudge");
     this.error = el("p", { id: "nudge-error", class: "form-error", role: "alert", "data-testid": "nudge-error" });
+    this.tokenInput = el("input", {
+      id: "nudge-token", name: "token", type: "password", autocomplete: "off",
+      placeholder: "the server's PANDA_TOKEN",
+    });
+    this.tokenField = el("div", { class: "field", hidden: true },
+      el("label", { for: "nudge-token" }, "Write token ",
+        el("span", { class: "muted" }, "(kept in this browser)")),
+      this.tokenInput);
     this.message = el("p", { id: "nudge-message", class: "form-message", role: "status" });
 
     const scaleButtons = [0.1, 0.5, 2].map((factor) =>
@@ -62,6 +70,7 @@ export class NudgeForm {
       el("div", { class: "field" },
         el("label", { for: "nudge-note" }, "Note ", el("span", { class: "muted" }, "(optional)")),
         this.noteInput),
+      this.tokenField,
       el("div", { class: "form-actions" }, this.submit),
       this.error, this.message,
       el("p", { class: "hint" },
@@ -99,6 +108,10 @@ export class NudgeForm {
     const requests = wanted.filter((item) => item.value !== undefined);
     if (requests.length === 0) return this.showError("Enter a new α or momentum.");
 
+    if (this.tokenInput.value.trim()) {
+      writeToken.set(this.tokenInput.value.trim());
+      this.tokenInput.value = "";
+    }
     this.submit.disabled = true;
     this.showError("");
     const sent = [];
@@ -111,6 +124,11 @@ export class NudgeForm {
       this.noteInput.value = "";
       this.message.textContent = `Queued ${sent.join(", ")}; it applies at the next step boundary.`;
     } catch (error) {
+      if (error.status === 401) {
+        writeToken.set(null); // it was missing or wrong
+        this.tokenField.hidden = false;
+        this.tokenInput.focus();
+      }
       this.showError(error.detail || error.message);
     } finally {
       this.submit.disabled = false;
@@ -189,7 +207,8 @@ export class NudgeHistory {
         : await api.undoNudge(this.runId, nudge.id);
       this.upsert(result);
     } catch (error) {
-      this.error.textContent = `${action} #${nudge.id}: ${error.detail || error.message}`;
+      const hint = error.status === 401 ? " Enter the token in the nudge form above." : "";
+      this.error.textContent = `${action} #${nudge.id}: ${error.detail || error.message}${hint}`;
     }
   }
 

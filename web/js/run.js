@@ -292,7 +292,8 @@ export class RunPage {
     // α and momentum hold their value until the next change: draw them as steps.
     const stepped = chartId === "lr" || chartId === "momentum";
     chart = new StepChart(chartTitleFor(chartId), {
-      id: `chart-${chartId.replace(/[^\w-]/g, "_")}`, logToggle, stepped });
+      id: `chart-${chartId.replace(/[^\w-]/g, "_")}`, logToggle, stepped,
+      yRange: chartId === "momentum" ? [0, 1] : null });
     chart.root.dataset.chart = chartId;
     this.charts.set(chartId, chart);
     const order = [...this.charts.keys()].sort(compareChartIds);
