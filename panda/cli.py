@@ -97,7 +97,12 @@ def cli(context: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=config.DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+)
 @click.option("--db", default=None, metavar="URL", help="SQLAlchemy database URL.")
 @click.option(
     "--home",
@@ -424,9 +429,24 @@ def _timestamp(text: str | None) -> float | None:
 
 
 def main() -> None:
-    """Entry point of the ``panda`` console command."""
+    """Entry point of the ``panda`` console command.
+
+    Any error ends the command with one ``Error: ...`` line and exit status 1;
+    ``panda --debug`` shows the traceback of an unexpected one instead.
+    """
+    debug = "--debug" in sys.argv[1:]
     try:
         cli(standalone_mode=True)
     except PandaError as error:
         click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
+    except Exception as error:
+        if debug:
+            raise
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0]}" if lines else repr(error)
+        click.echo(
+            f"Error: {reason} (run `panda --debug ...` to see the traceback)",
+            err=True,
+        )
         sys.exit(1)

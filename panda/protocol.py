@@ -286,3 +286,123 @@ class ForkRequest(_Model):
     checkpoint: Id
     name: Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)] | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- sweeps (caviar) ----------------------------------------------------------
+
+SweepStatus = Literal["running", "interrupted", "finished"]
+TrialStatus = Literal["pending", "running", "finished", "failed", "stopped"]
+TRIAL_ENDED_STATUSES: tuple[TrialStatus, ...] = ("finished", "failed", "stopped")
+SUGGEST_MAX = 100
+
+
+class SweepCreate(_Model):
+    """Body of ``POST /api/sweeps``: a sweep file's content as JSON."""
+
+    name: Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)] | None = None
+    config: dict[str, Any] = Field(
+        description="{'sweep': {...}, 'space': {...}} as in panda.caviar.config"
+    )
+
+
+class SweepUpdate(_Model):
+    """Body of ``PATCH /api/sweeps/{sweep}``: the runner's view of the sweep."""
+
+    status: SweepStatus
+
+
+class TrialCreate(_Model):
+    """Body of ``POST /api/sweeps/{sweep}/trials``.
+
+    Without ``params`` the server asks the sweep's strategy for ``count`` points
+    and stores them as pending before it answers, so two callers never get the
+    same point. With ``params`` it registers that one point.
+    """
+
+    params: dict[str, Any] | None = None
+    count: int = Field(default=1, ge=1, le=SUGGEST_MAX)
+
+
+class TrialUpdate(_Model):
+    """Body of ``PATCH /api/sweeps/{sweep}/trials/{trial}``."""
+
+    status: TrialStatus | None = None
+    objective: float | None = Field(
+        default=None, description="a non-finite objective marks the trial failed"
+    )
+    run: Id | None = None
+    note: Annotated[str, StringConstraints(max_length=NOTE_MAX_CHARS)] | None = None
+
+
+class TrialOut(BaseModel):
+    sweep: int
+    number: int
+    run: int | None
+    params: dict[str, Any]
+    round: int
+    objective: float | None
+    status: TrialStatus
+    stop_requested: bool
+    note: str | None
+    rank: int | None = Field(
+        default=None, description="1 for the best finished trial; None if unranked"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class SweepOut(BaseModel):
+    id: int
+    name: str
+    status: SweepStatus
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    trial_counts: dict[str, int] = Field(description="trials per status")
+    best_objective: float | None = None
+
+
+class RoundOut(BaseModel):
+    """One coarse-to-fine round and the ranges it samples."""
+
+    index: int
+    space: dict[str, Any]
+
+
+class SweepDetail(SweepOut):
+    trials: list[TrialOut] = Field(description="ranked: best objective first")
+    rounds: list[RoundOut] = Field(default_factory=list)
+
+
+class Suggestion(BaseModel):
+    params: dict[str, Any]
+    round: int = 0
+    expected_improvement: float | None = Field(
+        default=None,
+        description="EI under the Bayesian surrogate; None for a random point",
+    )
+
+
+class SuggestionsOut(BaseModel):
+    sweep: int
+    strategy: str
+    suggestions: list[Suggestion]
+
+
+class SimilarRun(BaseModel):
+    run: int
+    lr: float
+    objective: WireFloat
+
+
+class LrSuggestion(BaseModel):
+    """Reply of ``GET /api/runs/{run}/suggest-lr``."""
+
+    run: int
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    lr: float
+    expected_improvement: float
+    best: SimilarRun | None
+    similar: list[SimilarRun]
+    explanation: str

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import ArgumentError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from panda.config import Settings, is_loopback, web_dir
@@ -38,7 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
     """Return the panda server for ``settings``, its database migrated to head.
 
     Raises:
-        PandaError: the server would listen beyond this machine without a token.
+        PandaError: the server would listen beyond this machine without a token,
+            or its database cannot be opened.
         SchemaOutdated: a newer panda migrated the database.
     """
     if not is_loopback(settings.host) and not settings.token:
@@ -48,16 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
             "listen on 127.0.0.1"
         )
 
-    url = settings.database_url
-    if settings.db is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    logger.info("database %s", safe_url(url))
-    database = Database.from_url(url)
-    try:
-        migrate.upgrade(database.engine)
-    except BaseException:
-        database.dispose()
-        raise
+    database = _open_database(settings)
     hub = LiveHub()
 
     app = FastAPI(
@@ -86,6 +79,45 @@ def create_app(settings: Settings) -> FastAPI:
     # Mounted last: "/" would otherwise shadow the API routes.
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app
+
+
+def _open_database(settings: Settings) -> Database:
+    """Open the settings' database and migrate it to head.
+
+    Raises:
+        PandaError: the data directory cannot be made, the URL names no
+            database panda can use, or the database does not answer.
+    """
+    url = settings.database_url
+    if settings.db is None:
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise PandaError(
+                f"cannot create the data directory {settings.home}: "
+                f"{error.strerror or error}; pass --home DIR or set PANDA_HOME"
+            ) from error
+    hint = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME"
+    try:
+        shown = safe_url(url)
+    except ArgumentError as error:
+        raise PandaError(f"cannot read the database URL ({error}); {hint}") from error
+    try:
+        database = Database.from_url(url)
+    except ArgumentError as error:
+        raise PandaError(f"cannot use database {shown} ({error}); {hint}") from error
+
+    logger.info("database %s", shown)
+    try:
+        migrate.upgrade(database.engine)
+    except OperationalError as error:
+        database.dispose()
+        reason = str(error.orig or error).strip().splitlines()[0]
+        raise PandaError(f"cannot open database {shown}: {reason}") from error
+    except BaseException:
+        database.dispose()
+        raise
+    return database
 
 
 @contextlib.asynccontextmanager

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from panda.store.db import executemany_raw, fetch_raw
-from panda.store.models import BLOCK_SIZES, Base
+from panda.store.models import BLOCK_SIZES
 
 FANOUT = 8
 """Blocks of one level that make a block of the next."""
@@ -36,8 +36,6 @@ RAW = -1
 NO_STEP = -1
 """``nan_step`` of a block without NaN; steps are never negative."""
 
-_RANGES_PER_QUERY = 200
-_T = TypeVar("_T")
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -186,52 +184,64 @@ def add_points(
     """Fold ``(step, value, time)`` points, just stored, into the series' blocks.
 
     Call it in the transaction that stored the points, with exactly the points
-    it stored: a stored point never changes, so each block is the merge of its
-    old summary and the new points, whatever order they came in. The caller
-    makes writers of one series take turns.
+    it stored: a stored point never changes, so a block is the merge of its old
+    summary and the new points, whatever order they came in. One upsert per
+    block does the merge in the database. The caller makes writers of one
+    series take turns.
     """
     order = sorted(range(len(points)), key=lambda index: points[index][0])
     fresh = Blocks.of_points([points[index] for index in order])
-    levels = []
+    rows = []
     for level in range(len(BLOCK_SIZES)):
         parent = BLOCK_SIZES[0] if level == 0 else FANOUT
         fresh = merge(fresh, fresh.block // parent)
-        levels.append(fresh)
+        rows.extend(_block_rows(series_id, level, fresh))
+    executemany_raw(session, text(_UPSERT), rows)
 
-    wanted = [(level, low, high) for level, new in enumerate(levels)
-              for low, high in _ranges(new.block)]  # fmt: skip
-    old = _split_levels(
-        [_select_blocks(session, series_id, part) for part in _chunks(wanted)]
+
+# The new summary wins an extreme by the rules of find_extremes: a number beats
+# NaN (NULL), a lower (higher) number beats a higher (lower) one, and on a tie
+# the earlier step wins. Every SET reads the row as it was before the update.
+_NEW_LOW_WINS = """(excluded.min_value IS NOT NULL AND (point_blocks.min_value IS NULL
+    OR excluded.min_value < point_blocks.min_value
+    OR (excluded.min_value = point_blocks.min_value
+        AND excluded.min_step < point_blocks.min_step)))
+  OR (excluded.min_value IS NULL AND point_blocks.min_value IS NULL
+    AND excluded.min_step < point_blocks.min_step)"""
+_NEW_HIGH_WINS = """(excluded.max_value IS NOT NULL AND (point_blocks.max_value IS NULL
+    OR excluded.max_value > point_blocks.max_value
+    OR (excluded.max_value = point_blocks.max_value
+        AND excluded.max_step < point_blocks.max_step)))
+  OR (excluded.max_value IS NULL AND point_blocks.max_value IS NULL
+    AND excluded.max_step < point_blocks.max_step)"""
+_NEW_NAN_WINS = """excluded.nan_step IS NOT NULL AND (point_blocks.nan_step IS NULL
+    OR excluded.nan_step < point_blocks.nan_step)"""
+
+
+def _pick(condition: str, column: str) -> str:
+    return (
+        f"{column} = CASE WHEN {condition} THEN excluded.{column} "
+        f"ELSE point_blocks.{column} END"
     )
-    stale = [(level, low, high) for level, found in old.items()
-             for low, high in _ranges(found.block)]  # fmt: skip
-    if stale:
-        session.execute(
-            text(f"DELETE FROM point_blocks WHERE {_IN_RANGE}"),
-            [_range_params(series_id, *part) for part in stale],
-        )
-
-    rows = []
-    for level, new in enumerate(levels):
-        if level in old:
-            both = Blocks.concat([old[level], new])
-            both = both.take(np.argsort(both.block, kind="stable"))
-            new = merge(both, both.block)
-        rows.extend(_block_rows(series_id, level, new))
-    table = Base.metadata.tables["point_blocks"]
-    executemany_raw(session, insert(table), rows)
 
 
-def _split_levels(parts: Sequence[tuple[IntArray, Blocks]]) -> dict[int, Blocks]:
-    """Regroup blocks read with their levels into one :class:`Blocks` per level."""
-    levels = np.concatenate([level for level, _ in parts])
-    found = Blocks.concat([blocks for _, blocks in parts])
-    if not len(found):
-        return {}
-    return {
-        int(level): found.take(np.flatnonzero(levels == level))
-        for level in np.unique(levels)
-    }
+_UPSERT = f"""INSERT INTO point_blocks (series_id, level, block, count, first_step,
+    last_step, min_step, min_value, min_time, max_step, max_value, max_time,
+    nan_step, nan_time)
+VALUES (:series_id, :level, :block, :count, :first_step, :last_step, :min_step,
+    :min_value, :min_time, :max_step, :max_value, :max_time, :nan_step, :nan_time)
+ON CONFLICT (series_id, level, block) DO UPDATE SET
+    count = point_blocks.count + excluded.count,
+    {_pick("excluded.first_step < point_blocks.first_step", "first_step")},
+    {_pick("excluded.last_step > point_blocks.last_step", "last_step")},
+    {_pick(_NEW_LOW_WINS, "min_step")},
+    {_pick(_NEW_LOW_WINS, "min_value")},
+    {_pick(_NEW_LOW_WINS, "min_time")},
+    {_pick(_NEW_HIGH_WINS, "max_step")},
+    {_pick(_NEW_HIGH_WINS, "max_value")},
+    {_pick(_NEW_HIGH_WINS, "max_time")},
+    {_pick(_NEW_NAN_WINS, "nan_step")},
+    {_pick(_NEW_NAN_WINS, "nan_time")}"""
 
 
 def _block_rows(series_id: int, level: int, blocks: Blocks) -> list[dict[str, Any]]:
@@ -300,8 +310,7 @@ def read_cover(
                 Blocks.of_points(_select_points(session, series_id, low, high))
             )
         else:
-            _, found = _select_blocks(session, series_id, [(part_level, low, high)])
-            parts.append(found)
+            parts.append(_select_blocks(session, series_id, part_level, low, high))
     return Blocks.concat(parts)
 
 
@@ -310,7 +319,7 @@ def read_cover(
 _BLOCK_COLUMNS = (
     "block, count, first_step, last_step, min_step, min_value, min_time, "
     "max_step, max_value, max_time, coalesce(nan_step, -1) AS nan_step, "
-    "coalesce(nan_time, 0.0) AS nan_time, level"
+    "coalesce(nan_time, 0.0) AS nan_time"
 )
 
 
@@ -325,44 +334,10 @@ def _select_points(
 
 
 def _select_blocks(
-    session: Session, series_id: int, ranges: Sequence[tuple[int, int, int]]
-) -> tuple[IntArray, Blocks]:
-    """Read the blocks in ``(level, low, high)`` ranges; return their levels too."""
-    # One SELECT per range, glued with UNION ALL: SQLite uses only the
-    # series_id part of the primary key for an OR of ranges, and would scan
-    # every block of the series.
-    selects, params = [], {}
-    for index, (level, low, high) in enumerate(ranges):
-        selects.append(
-            f"SELECT {_BLOCK_COLUMNS} FROM point_blocks WHERE series_id = :series "
-            f"AND level = :level{index} AND block BETWEEN :low{index} AND :high{index}"
-        )
-        params.update(
-            {f"level{index}": level, f"low{index}": low, f"high{index}": high}
-        )
-    statement = text(" UNION ALL ".join(selects) + " ORDER BY level, block")
-    rows = fetch_raw(session, statement.bindparams(series=series_id, **params))
-    levels = np.array([row[12] for row in rows], dtype=np.int64)
-    return levels, Blocks.of_rows(rows)
-
-
-_IN_RANGE = "series_id = :series AND level = :level AND block BETWEEN :low AND :high"
-
-
-def _range_params(series_id: int, level: int, low: int, high: int) -> dict[str, int]:
-    return {"series": series_id, "level": level, "low": low, "high": high}
-
-
-def _ranges(indices: IntArray) -> list[tuple[int, int]]:
-    """Return the runs of consecutive values of sorted unique ``indices``."""
-    if not len(indices):
-        return []
-    breaks = np.flatnonzero(np.diff(indices) != 1)
-    firsts = np.r_[indices[0], indices[breaks + 1]]
-    lasts = np.r_[indices[breaks], indices[-1]]
-    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
-
-
-def _chunks(ranges: list[_T]) -> Iterator[list[_T]]:
-    for start in range(0, len(ranges), _RANGES_PER_QUERY):
-        yield ranges[start : start + _RANGES_PER_QUERY]
+    session: Session, series_id: int, level: int, low: int, high: int
+) -> Blocks:
+    statement = text(
+        f"SELECT {_BLOCK_COLUMNS} FROM point_blocks WHERE series_id = :series "
+        "AND level = :level AND block BETWEEN :low AND :high ORDER BY block"
+    ).bindparams(series=series_id, level=level, low=low, high=high)
+    return Blocks.of_rows(fetch_raw(session, statement))

@@ -230,3 +230,49 @@ class Nudge(Base):
     checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id"))
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id"))
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
+
+
+class Sweep(Base):
+    """A caviar sweep: many runs of one training command with sampled settings.
+
+    ``config`` is :meth:`panda.caviar.SweepConfig.to_dict`; its strategy reads
+    the sweep's trials to suggest the next points.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SweepTrial(Base):
+    """One trial of a sweep: its params, and the run that trained with them.
+
+    ``number`` counts from 1 within the sweep. ``objective`` is NULL until the
+    trial finished with a finite value; a diverged or crashed trial has status
+    ``failed`` instead, because SQLite cannot keep NaN.
+    """
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (UniqueConstraint("sweep_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    round: Mapped[int] = mapped_column(Integer)
+    objective: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    stop_requested: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -111,6 +111,10 @@ def test_non_finite_points_draw_as_gaps(
     job.log("loss", [6, 7], ["NaN", 0.4])
     expect(loss_chart).to_have_attribute("data-points", "8")
     expect(page.get_by_test_id("stat-loss")).to_have_text("0.4")
+
+    loss_chart.get_by_label("log").check()
+    job.log("loss", [8, 9], [-1.0, 0.3])
+    expect(loss_chart).to_have_attribute("data-points", "10")
     assert page_errors == []
 
 
