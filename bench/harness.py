@@ -7,6 +7,7 @@ and stopped by their own PID.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -26,6 +27,23 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+_scratch: list[Path] = []
+
+
+def scratch_dir() -> Path:
+    """Return a new folder that is removed when the process exits.
+
+    The removal is registered with ``atexit`` the first time this is called;
+    call it before importing Aim, whose own exit handler must run first (atexit
+    runs handlers last-registered first) because it flushes into the folder.
+    """
+    if not _scratch:
+        root = Path(tempfile.mkdtemp("-bench"))
+        _scratch.append(root)
+        atexit.register(shutil.rmtree, root, True)
+    return Path(tempfile.mkdtemp(dir=_scratch[0]))
 
 
 def free_port() -> int:

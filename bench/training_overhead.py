@@ -132,18 +132,18 @@ def mlflow_logger(server: harness.Server) -> Iterator[LogFn]:
 def aim_logger() -> Iterator[LogFn]:
     from aim import Run
 
-    with tempfile.TemporaryDirectory() as directory:
-        run = Run(repo=directory, experiment="overhead", system_tracking_interval=None)
+    directory = str(harness.scratch_dir())
+    run = Run(repo=directory, experiment="overhead", system_tracking_interval=None)
 
-        def log(step: int, loss: Any, acc: Any, lr: float) -> None:
-            run.track(loss.item(), name="loss", step=step)
-            run.track(acc.item(), name="acc", step=step)
-            run.track(lr, name="lr", step=step)
+    def log(step: int, loss: Any, acc: Any, lr: float) -> None:
+        run.track(loss.item(), name="loss", step=step)
+        run.track(acc.item(), name="acc", step=step)
+        run.track(lr, name="lr", step=step)
 
-        try:
-            yield log
-        finally:
-            run.close()
+    try:
+        yield log
+    finally:
+        run.close()
 
 
 def main() -> None:
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip", nargs="*", default=[])
     args = parser.parse_args()
+    harness.scratch_dir()  # before Aim is imported: see its docstring
     steps = args.steps or (300 if args.quick else 1500)
     repeats = 1 if args.quick else args.repeats
 

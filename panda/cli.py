@@ -353,6 +353,8 @@ def resume(run: int, server: str | None, dry_run: bool) -> None:
 @click.option("--log-y", is_flag=True, help="Logarithmic y axis.")
 @click.option("--smooth", "smoothing", default=0.0, show_default=True, type=float,
               help="Exponential moving average weight in [0, 1).")
+@click.option("--size", default="1000x600", show_default=True, metavar="WxH",
+              help="Image size in pixels.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("panda-plot.png"), show_default=True,
               help="Image to write; .png or .svg.")
@@ -363,69 +365,104 @@ def plot(
     align: str,
     log_y: bool,
     smoothing: float,
+    size: str,
     output: Path,
     server: str | None,
 ) -> None:
-    """Plot METRIC of one or more runs, with α below and a mark at each nudge."""
-    from panda import plots
+    """Plot METRIC of one or more runs, with α below and a mark at each nudge.
 
+    The server draws the image from its store (GET /api/plot.png).
+    """
     image_format = output.suffix.lower().lstrip(".")
     if image_format not in ("png", "svg"):
         _fail(f"--output must end in .png or .svg, got {output.name!r}")
     if not 0 <= smoothing < 1:
         _fail(f"--smooth must be in [0, 1), got {smoothing}")
-    api = _Api(server)
-    timelines = [_fetch_timeline(api, run_id, metric) for run_id in run_ids]
-    figure = plots.plot_timelines(
-        timelines, metric=metric, align=align, log_y=log_y, smoothing=smoothing  # type: ignore[arg-type]
-    )
-    output.write_bytes(plots.render(figure, image_format))  # type: ignore[arg-type]
+    width, height = _parse_size(size)
+
+    params = {
+        "runs": ",".join(str(run_id) for run_id in run_ids),
+        "metric": metric,
+        "align": align,
+        "log_y": str(log_y).lower(),
+        "smooth": smoothing,
+        "width": width,
+        "height": height,
+    }
+    image = _download(_Api(server), f"/plot.{image_format}", params)
+    output.write_bytes(image)
     click.echo(f"wrote {output}")
 
 
-def _fetch_timeline(api: _Api, run_id: int, metric: str) -> Any:
-    from panda import plots
-    from panda.protocol import decode_value
-
-    run = api.request("GET", f"/runs/{run_id}")
-    keys = api.request("GET", f"/runs/{run_id}/metrics")
-    if metric not in keys:
-        _fail(f"run {run_id} has no metric {metric!r}; it has {', '.join(keys)}")
-
-    def series(key: str) -> plots.Series:
-        found = api.request("GET", f"/runs/{run_id}/metrics", params={"key": key})
-        values = [decode_value(value) for value in found["values"]]
-        return plots.Series(found["steps"], values, found["times"])
-
-    marks = [
-        plots.NudgeMark(
-            step=item["applied_step"],
-            time=_timestamp(item["applied_at"]),
-            param=item["param"] or "undo",
-            old_value=item["old_value"],
-            new_value=item["value"],
-            note=item["note"],
-        )
-        for item in api.request("GET", f"/runs/{run_id}/nudges")
-        if item["status"] == "applied" and item["applied_step"] is not None
-    ]
-    return plots.Timeline(
-        label=f"{run['id']} {run['name']}",
-        metric=series(metric),
-        lr=series("lr") if "lr" in keys else None,
-        nudges=marks,
-    )
+def _parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        _fail(f"--size must look like 1000x600, got {text!r}")
+    return int(width), int(height)
 
 
-def _timestamp(text: str | None) -> float | None:
-    from datetime import datetime, timezone
+@cli.command()
+@click.argument("run", type=int)
+@click.option("--format", "file_format", type=click.Choice(["csv", "json"]),
+              default="csv", show_default=True)
+@click.option("--what", type=click.Choice(["metrics", "nudges"]), default=None,
+              help="Only the metric points or only the nudge history "
+                   "[default: metrics for CSV, both for JSON].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="File to write, - for stdout "
+                                 "[default: run-RUN-WHAT.FORMAT].")
+@_server_option
+def export(
+    run: int,
+    file_format: str,
+    what: str | None,
+    output: Path | None,
+    server: str | None,
+) -> None:
+    """Export RUN's metrics along its current line, or its nudges, to a file.
 
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    Every point is written; NaN and infinities as NaN, Infinity, -Infinity.
+    """
+    params = {"what": what} if what else {}
+    body = _download(_Api(server), f"/runs/{run}/export.{file_format}", params)
+    if output is not None and str(output) == "-":
+        click.echo(body.decode(), nl=False)
+        return
+    if output is None:
+        part = what or ("metrics" if file_format == "csv" else None)
+        output = Path(f"run-{run}-{part}.{file_format}" if part
+                      else f"run-{run}.{file_format}")
+    output.write_bytes(body)
+    click.echo(f"wrote {output}")
+
+
+def _download(api: _Api, path: str, params: dict[str, Any]) -> bytes:
+    """Return the body of ``GET /api{path}``, raising a ClickException on failure.
+
+    Closes the API's connection: call it last.
+    """
+    try:
+        with api._http:
+            response = api._http.get("/api" + path, params=params, timeout=120.0)
+    except httpx.TransportError as error:
+        raise click.ClickException(
+            f"cannot reach the panda server at {api.url} ({error}); "
+            "start one with `panda serve` or pass --server URL"
+        ) from error
+    if response.status_code >= 400:
+        raise click.ClickException(_error_detail(response))
+    return response.content
+
+
+def _add_caviar_commands() -> None:
+    # Imported here: panda.cli_caviar uses this module's helpers and options.
+    from panda import cli_caviar
+
+    for command in cli_caviar.COMMANDS:
+        cli.add_command(command)
+
+
+_add_caviar_commands()
 
 
 def main() -> None:

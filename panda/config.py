@@ -7,8 +7,11 @@ This is the only module that reads the environment. ``Settings`` is built once b
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +37,40 @@ def default_token() -> str | None:
 def resume_request() -> str | None:
     """Return the run a relaunched training process must resume (``$PANDA_RESUME``)."""
     return os.environ.get("PANDA_RESUME") or None
+
+
+@dataclass(frozen=True)
+class SweepTrialEnv:
+    """The trial a sweep runner launched this process for (``PANDA_SWEEP``...)."""
+
+    sweep: int
+    trial: int
+    params: dict[str, Any]
+
+
+def sweep_trial() -> SweepTrialEnv | None:
+    """Return the sweep trial this process runs, or None outside a sweep.
+
+    The runner sets ``PANDA_SWEEP`` and ``PANDA_TRIAL`` (ids) and ``PANDA_PARAMS``
+    (a JSON object of hyperparameters).
+
+    Raises:
+        ValueError: the variables are set but malformed.
+    """
+    sweep, trial = os.environ.get("PANDA_SWEEP"), os.environ.get("PANDA_TRIAL")
+    if not sweep or not trial:
+        return None
+    try:
+        params = json.loads(os.environ.get("PANDA_PARAMS") or "{}")
+        found = SweepTrialEnv(int(sweep), int(trial), params)
+    except ValueError as error:
+        raise ValueError(
+            f"PANDA_SWEEP, PANDA_TRIAL and PANDA_PARAMS are malformed ({error}); "
+            "unset them, or launch the script with `panda sweep`"
+        ) from None
+    if not isinstance(params, dict):
+        raise ValueError(f"PANDA_PARAMS must be a JSON object, got {params!r}")
+    return found
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -73,11 +73,17 @@ def train(
     pace: float,
     device: torch.device,
     progress: bool = True,
+    batch_size: int = BATCH_SIZE,
+    final_checkpoint: bool = False,
 ) -> None:
-    """Train the CNN on the digits, logging to ``run`` and babysat by panda."""
+    """Train the CNN on the digits, logging to ``run`` and babysat by panda.
+
+    With ``final_checkpoint`` the last state is saved too, so the run can be
+    forked from where it ended (a sweep's best trial, for instance).
+    """
     torch.manual_seed(SEED)
     train_set, val_set = load_digits_split(device)
-    loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True)
     model = DigitsCNN().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
@@ -103,6 +109,28 @@ def train(
             if step_period_s:
                 next_step_at += step_period_s
                 time.sleep(max(0.0, next_step_at - time.monotonic()))
+        if final_checkpoint:
+            sitter.checkpoint(reason="final")
+
+
+def lr_find_digits(
+    finder: Callable[..., tuple[list[float], list[float], float]],
+    *,
+    start: float,
+    end: float,
+    steps: int,
+    momentum: float = 0.9,
+    device: torch.device | None = None,
+) -> tuple[list[float], list[float], float]:
+    """Run ``finder`` (:func:`panda.caviar.lrfind.lr_find`) on a fresh digits CNN."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(SEED)
+    train_set, _ = load_digits_split(device)
+    loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True)
+    model = DigitsCNN().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=start, momentum=momentum)
+    loss_fn = nn.CrossEntropyLoss()
+    return finder(model, optimizer, loader, loss_fn, start=start, end=end, steps=steps)
 
 
 @torch.no_grad()
@@ -147,8 +175,20 @@ def main(
     db: str | None,
     name: str,
 ) -> None:
-    """Run the demo: serve unless ``server`` is given, then train."""
-    epochs = epochs or DEFAULT_EPOCHS
+    """Run the demo: serve unless ``server`` is given, then train.
+
+    Launched by ``panda sweep``, the trial's params (``lr``, ``momentum``,
+    ``batch_size``, ``epochs``) override the options, the sweep's server is
+    used, and the run ends with a checkpoint to fork from.
+    """
+    trial = config.sweep_trial()
+    overrides = trial.params if trial is not None else {}
+    if trial is not None and server is None:
+        server = config.default_server_url()
+    lr = float(overrides.get("lr", lr))
+    momentum = float(overrides.get("momentum", momentum))
+    batch_size = int(overrides.get("batch_size", BATCH_SIZE))
+    epochs = int(overrides.get("epochs", epochs or DEFAULT_EPOCHS))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     serving = server is None
     with contextlib.ExitStack() as stack:
@@ -158,7 +198,8 @@ def main(
         run = panda.init(
             name=name,
             config={"lr": lr, "momentum": momentum, "epochs": epochs,
-                    "batch_size": BATCH_SIZE, "model": "DigitsCNN", "device": str(device)},
+                    "batch_size": batch_size, "model": "DigitsCNN",
+                    "device": str(device)},
             server=server,
         )
         click.echo(
@@ -167,7 +208,9 @@ def main(
             err=True,
         )
         try:
-            train(run, epochs=epochs, lr=lr, momentum=momentum, pace=pace, device=device)
+            train(run, epochs=epochs, lr=lr, momentum=momentum, pace=pace,
+                  device=device, batch_size=batch_size,
+                  final_checkpoint=trial is not None, progress=trial is None)
         except KeyboardInterrupt:
             run.finish(status="failed")
             click.echo(f"\nstopped; resume with `panda resume {run.id}`", err=True)

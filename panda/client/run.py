@@ -333,6 +333,10 @@ def init(
 
     A fresh run does not need the server at once: if it is unreachable, the
     run is created when it comes back and points wait in the spool meanwhile.
+
+    Launched by ``panda sweep`` (``$PANDA_SWEEP``, ``$PANDA_TRIAL``,
+    ``$PANDA_PARAMS``), the run's config takes the trial's params over
+    ``config`` and names its sweep and trial, and the trial is linked to it.
     """
     global _current_run
     if flush_interval_s <= 0:
@@ -346,6 +350,11 @@ def init(
 
     plan = None
     run_out = None
+    trial = panda_config.sweep_trial()
+    if trial is not None:
+        # A sweep's params override the script's defaults in the stored config.
+        sweep_tag = {"sweep": {"id": trial.sweep, "trial": trial.trial}}
+        config = {**(config or {}), **trial.params, **sweep_tag}
     create = RunCreate(
         name=name,
         config=dict(config or {}),
@@ -358,6 +367,8 @@ def init(
             run_out = plan.run
         else:
             run_out = _try_create(http, create)
+            if run_out is not None and trial is not None:
+                _link_trial(http, trial, run_out.id)
     except BaseException:
         http.close()
         raise
@@ -400,6 +411,26 @@ def _try_create(http: httpx.Client, body: dict[str, Any]) -> RunOut | None:
     run = RunOut.model_validate(response.json())
     logger.info("panda run %d started on %s", run.id, http.base_url)
     return run
+
+
+def _link_trial(
+    http: httpx.Client, trial: panda_config.SweepTrialEnv, run_id: int
+) -> None:
+    """Tell the sweep which run trains its trial; a failure only costs the link."""
+    path = f"/api/sweeps/{trial.sweep}/trials/{trial.trial}"
+    try:
+        response = http.patch(path, json={"run": run_id, "status": "running"})
+    except httpx.TransportError as error:
+        logger.warning("could not link run %d to its sweep trial: %s", run_id, error)
+        return
+    if response.status_code >= 400:
+        logger.warning(
+            "sweep %d refused to link run %d to trial %d: %s",
+            trial.sweep,
+            run_id,
+            trial.trial,
+            _detail(response),
+        )
 
 
 def _request_resume(http: httpx.Client, resume: int | str) -> ResumePlan:

@@ -156,11 +156,20 @@ def _draw_metric(
         ax.plot(xs, values, color=color, linewidth=1.2, label=timeline.label)
 
     # Non-finite points would vanish as gaps; mark them at the top edge instead.
-    bad = [x for x, raw in zip(xs, timeline.metric.values, strict=True)
-           if not math.isfinite(raw)]
+    bad = [
+        x
+        for x, raw in zip(xs, timeline.metric.values, strict=True)
+        if not math.isfinite(raw)
+    ]
     if bad:
-        ax.plot(bad, [1.0] * len(bad), "x", color=color,
-                transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.plot(
+            bad,
+            [1.0] * len(bad),
+            "x",
+            color=color,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )
 
 
 def _draw_nudges(
@@ -196,7 +205,9 @@ def _x(series: Series, align: Align, origin: float, reference: Series) -> list[f
     return [time - start for time in series.times]
 
 
-def _nudge_x(mark: NudgeMark, align: Align, origin: float, metric: Series) -> float | None:
+def _nudge_x(
+    mark: NudgeMark, align: Align, origin: float, metric: Series
+) -> float | None:
     if align == "step":
         return float(mark.step)
     if mark.time is None:

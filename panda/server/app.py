@@ -25,7 +25,16 @@ from panda.server.errors import install_error_handlers
 from panda.server.guard import BodyLimit
 from panda.server.live import LiveHub
 from panda.server.replies import run_out
-from panda.server.routes import checkpoints, metrics, nudges, runs, stream
+from panda.server.routes import (
+    checkpoints,
+    export,
+    metrics,
+    nudges,
+    plots,
+    runs,
+    stream,
+    sweeps,
+)
 from panda.store import migrate
 from panda.store import runs as stored_runs
 from panda.store.db import Database, safe_url
@@ -64,8 +73,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api")
-    for module in (runs, metrics, nudges, checkpoints, stream):
+    for module in (runs, metrics, nudges, checkpoints, stream, plots, export):
         api.include_router(module.router)
+    api.include_router(sweeps.router)
+    api.include_router(sweeps.runs_router)
     app.include_router(api)
 
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)

@@ -25,6 +25,7 @@ from panda.errors import (
     SchemaOutdated,
 )
 from panda.store.runs import BranchNotFound
+from panda.store.sweeps import InvalidSweep, SweepNotFound, TrialNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ STATUS_OF_ERROR: dict[type[PandaError], int] = {
     NudgeNotFound: 404,
     CheckpointNotFound: 404,
     BranchNotFound: 404,
+    SweepNotFound: 404,
+    TrialNotFound: 404,
+    InvalidSweep: 422,
     InvalidNudge: 422,
     RunNotActive: 409,
     Conflict: 409,

@@ -82,7 +82,7 @@ class Blocks:
 
     @classmethod
     def of_rows(cls, rows: Sequence[tuple[Any, ...]]) -> Blocks:
-        """Return blocks from rows selected as :func:`_block_columns` lists them."""
+        """Return blocks from rows holding the columns of ``_BLOCK_COLUMNS``."""
         if not rows:
             return cls.empty()
         columns = list(zip(*rows, strict=True))

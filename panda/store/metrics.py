@@ -35,6 +35,8 @@ from panda.store.timelines import Segment
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+_STEP_MAX = 2**63 - 1
+
 
 class NewPoint(NamedTuple):
     """A point as it arrives; ``time`` None means the server's clock."""
@@ -274,18 +276,17 @@ def read_series(
     width = min(-(-(last - origin + 1) // (buckets * size)) * size, _STEP_MAX)
 
     pieces = [
-        blocks.read_cover(session, p.series_id, p.first, p.last, level) for p in parts
+        blocks.read_cover(session, part.series_id, part.first, part.last, level)
+        for part in parts
     ]
     line = blocks.Blocks.concat(pieces)
     total = int(line.count.sum())
     if total <= max_points:
         return _read_points(session, parts)
-    branch_ids = np.repeat([p.branch_id for p in parts], [len(p) for p in pieces])
+    sizes = [len(piece) for piece in pieces]
+    branch_ids = np.repeat([part.branch_id for part in parts], sizes)
     group = np.minimum((line.first_step - origin) // width, buckets - 1)
     return _bucket_extremes(line, branch_ids, group, total)
-
-
-_STEP_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)

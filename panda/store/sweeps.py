@@ -19,7 +19,7 @@ from panda.caviar.config import SweepConfig, parse_sweep_config
 from panda.caviar.suggestions import Suggestion, suggest_next
 from panda.caviar.trials import Trial
 from panda.errors import Conflict, PandaError
-from panda.store.models import Run, Sweep, SweepTrial, utcnow
+from panda.store.models import Nudge, Run, Sweep, SweepTrial, utcnow
 from panda.store.runs import get_run
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,12 @@ def history(trials: Sequence[SweepTrial]) -> list[Trial]:
     count as NaN, so the strategies rank them last and steer away from them.
     """
     return [
-        Trial(dict(trial.params), _strategy_objective(trial), trial.round, str(trial.number))
+        Trial(
+            dict(trial.params),
+            _strategy_objective(trial),
+            trial.round,
+            str(trial.number),
+        )
         for trial in trials
     ]
 
@@ -162,12 +167,16 @@ def ranked_trials(
     done.sort(key=lambda trial: (sign * float(trial.objective or 0.0), trial.number))
     rest = [t for t in trials if t not in done]
     rest.sort(key=lambda trial: (_ORDER_OF_STATUS.get(trial.status, 5), trial.number))
-    return [(t, rank) for rank, t in enumerate(done, start=1)] + [(t, None) for t in rest]
+    return [(t, rank) for rank, t in enumerate(done, start=1)] + [
+        (t, None) for t in rest
+    ]
 
 
 def preview_suggestions(session: Session, sweep: Sweep, count: int) -> list[Suggestion]:
     """Return what the strategy would suggest now, without storing anything."""
-    return suggest_next(sweep_config(sweep), history(list_trials(session, sweep.id)), count)
+    return suggest_next(
+        sweep_config(sweep), history(list_trials(session, sweep.id)), count
+    )
 
 
 def register_trials(
@@ -323,3 +332,34 @@ def best_objective(trials: Sequence[SweepTrial], direction: str) -> float | None
     if not ranked or ranked[0][1] is None:
         return None
     return ranked[0][0].objective
+
+
+def similar_runs(
+    session: Session, run: Run, metric: str
+) -> list[tuple[int, float, float]]:
+    """Return (run id, α, objective) of finished runs *like* ``run``.
+
+    Like it means: another run that finished, logged ``metric`` (its last value
+    is the objective), has a positive ``lr`` in its config (its α), trained the
+    same ``model`` if ``run``'s config names one, and had no α nudge applied, so
+    its objective belongs to that one α. Sweep trials are runs, so they count.
+    """
+    model = run.config.get("model")
+    nudged = set(
+        session.scalars(
+            select(Nudge.run_id).where(Nudge.param == "lr", Nudge.status == "applied")
+        )
+    )
+    query = select(Run).where(Run.status == FINISHED, Run.id != run.id)
+    found = []
+    for other in session.scalars(query.order_by(Run.id)):
+        lr = other.config.get("lr")
+        entry = other.last_values.get(metric)
+        if entry is None or other.id in nudged:
+            continue
+        if model is not None and other.config.get("model") != model:
+            continue
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+            continue
+        found.append((other.id, float(lr), float(entry[1])))
+    return found

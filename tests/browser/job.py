@@ -29,12 +29,25 @@ class ScriptedJob:
         )
         return response.json()
 
-    def log(self, key: str, steps: range | list[int], values: list[Any]) -> None:
-        """Post one metric's points; values may be the strings "NaN", "Infinity"."""
-        points = [
+    def log(
+        self,
+        key: str,
+        steps: range | list[int],
+        values: list[Any],
+        times: list[float] | None = None,
+    ) -> None:
+        """Post one metric's points; values may be the strings "NaN", "Infinity".
+
+        ``times`` (seconds since the epoch, one per point) stand for the
+        job's clock; without them the server stamps its own time.
+        """
+        points: list[dict[str, Any]] = [
             {"key": key, "step": step, "value": value}
             for step, value in zip(steps, values, strict=True)
         ]
+        if times is not None:
+            for point, point_time in zip(points, times, strict=True):
+                point["time"] = point_time
         body: dict[str, Any] = {"points": points}
         if self.branch is not None:
             body["branch"] = self.branch

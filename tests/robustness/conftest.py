@@ -117,44 +117,74 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         served.stop()
 
 
-def start_job(
-    tmp_path: Path,
-    server_url: str,
-    *,
-    steps: int,
-    pace: float,
-    name: str = "job",
-    checkpoint_every: int = 0,
-    env: dict[str, str] | None = None,
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``paced_job.py``; return the process and its step-times file."""
-    times = tmp_path / f"{name}.times"
-    log = tmp_path / f"{name}.log"
-    environment = {
-        key: value for key, value in os.environ.items() if key != "PANDA_RESUME"
-    }
-    environment.update(
-        PANDA_URL=server_url, PANDA_HOME=str(tmp_path / f"{name}-home"), **(env or {})
-    )
-    command = [
-        sys.executable,
-        str(JOB_SCRIPT),
-        "--steps",
-        str(steps),
-        "--pace",
-        str(pace),
-        "--times",
-        str(times),
-        "--checkpoint-dir",
-        str(tmp_path / f"{name}-ckpt"),
-        "--checkpoint-every",
-        str(checkpoint_every),
-    ]
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=environment
-        )
-    return process, times
+class Jobs:
+    """Start ``paced_job.py`` processes; kill any still running at the end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self,
+        server_url: str,
+        *,
+        steps: int,
+        pace: float,
+        name: str = "job",
+        checkpoint_every: int = 0,
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a job; return the process and its step-times file.
+
+        The job stops early once ``stop_file(name)`` exists.
+        """
+        times = self.tmp_path / f"{name}.times"
+        command = [
+            *self.command(name),
+            "--steps", str(steps),
+            "--pace", str(pace),
+            "--checkpoint-every", str(checkpoint_every),
+        ]  # fmt: skip
+        environment = {
+            key: value for key, value in os.environ.items() if key != "PANDA_RESUME"
+        }
+        environment.update(PANDA_URL=server_url, PANDA_HOME=str(self.home(name)))
+        with self.log_path(name).open("ab") as output:
+            process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, env=environment
+            )
+        self.started.append(process)
+        return process, times
+
+    def command(self, name: str) -> list[str]:
+        return [
+            sys.executable, str(JOB_SCRIPT),
+            "--times", str(self.tmp_path / f"{name}.times"),
+            "--checkpoint-dir", str(self.tmp_path / f"{name}-ckpt"),
+            "--stop-file", str(self.stop_file(name)),
+        ]  # fmt: skip
+
+    def home(self, name: str) -> Path:
+        return self.tmp_path / f"{name}-home"
+
+    def stop_file(self, name: str) -> Path:
+        return self.tmp_path / f"{name}.stop"
+
+    def log_path(self, name: str) -> Path:
+        return self.tmp_path / f"{name}.log"
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[Jobs]:
+    """Return a starter of paced training jobs."""
+    starter = Jobs(tmp_path)
+    yield starter
+    starter.kill_all()
 
 
 def read_step_times(path: Path) -> list[tuple[int, float]]:

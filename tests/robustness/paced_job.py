@@ -2,12 +2,14 @@
 
 It logs ``loss`` every step through ``panda.init``/``run.log`` (server from
 ``$PANDA_URL``, resume from ``$PANDA_RESUME``) and appends ``STEP TIME`` to the
-``--times`` file after each step, so a test can measure its own step rate.
+``--times`` file after each step, so a test can measure its own step rate. It
+stops after ``--steps`` steps, or earlier once the ``--stop-file`` exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -17,11 +19,12 @@ import panda
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--pace", type=float, required=True, help="steps per second")
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--pace", type=float, default=50.0, help="steps per second")
     parser.add_argument("--times", required=True)
     parser.add_argument("--checkpoint-dir", required=True)
     parser.add_argument("--checkpoint-every", type=int, default=0)
+    parser.add_argument("--stop-file", default=None)
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -41,7 +44,7 @@ def main() -> None:
     )
     start_s = time.monotonic() - sitter.step / args.pace
     with open(args.times, "a", buffering=1) as times:
-        while sitter.step < args.steps:
+        while sitter.step < args.steps and not _stop_asked(args.stop_file):
             step = sitter.step
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
             optimizer.zero_grad()
@@ -55,6 +58,10 @@ def main() -> None:
                 time.sleep(delay_s)
     sitter.detach()
     run.finish()
+
+
+def _stop_asked(stop_file: str | None) -> bool:
+    return stop_file is not None and os.path.exists(stop_file)
 
 
 if __name__ == "__main__":

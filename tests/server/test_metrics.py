@@ -120,3 +120,51 @@ def test_get_metrics_max_points_too_small_returns_422(api: Api) -> None:
         "GET", f"/runs/{run['id']}/metrics", 422, params={"key": "l", "max_points": 1}
     )
     assert "query.max_points" in detail["detail"]
+
+
+def test_get_metrics_default_view_is_bounded_and_all_reads_every_point(
+    api: Api,
+) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", range(5000))
+    path = f"/runs/{run['id']}/metrics"
+
+    view = api.ok("GET", path, params={"key": "loss"})
+    every = api.ok("GET", path, params={"key": "loss", "all": "true"})
+
+    assert view["downsampled"] is True
+    assert len(view["steps"]) <= 2000
+    assert {0, 4999} <= set(view["steps"])
+    assert every["steps"] == list(range(5000))
+    assert every["total"] == 5000
+
+
+def test_get_metrics_zoomed_range_returns_raw_points(api: Api) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", range(5000))
+
+    zoomed = api.ok(
+        "GET",
+        f"/runs/{run['id']}/metrics",
+        params={"key": "loss", "max_points": 100, "min_step": 1000, "max_step": 1099},
+    )
+
+    assert zoomed["steps"] == list(range(1000, 1100))
+    assert zoomed["downsampled"] is False
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"min_step": 10, "max_step": 9}, "query.min_step"),
+        ({"all": "true", "max_points": 10}, "query.all"),
+        ({"max_points": 20_001}, "query.max_points"),
+    ],
+)
+def test_get_metrics_bad_view_returns_422(
+    api: Api, params: dict[str, object], where: str
+) -> None:
+    run = api.run()
+    path = f"/runs/{run['id']}/metrics"
+    detail = api.ok("GET", path, 422, params={"key": "loss", **params})
+    assert where in detail["detail"]

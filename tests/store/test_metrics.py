@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from panda.store import metrics, runs, timelines
@@ -113,18 +112,25 @@ def test_read_series_downsampled_keeps_spike_and_minimum(database: Database) -> 
     assert 15_000 in read.steps
 
 
-def test_downsample_short_series_keeps_every_point() -> None:
-    steps = np.arange(10, dtype=np.int64)
-    picked = metrics.downsample(steps, np.ones(10), max_points=10)
+def test_read_series_short_line_keeps_every_point(database: Database) -> None:
+    run_id = _new_run(database)
+    _append(database, run_id, [NewPoint("loss", s, 1.0, 1.0) for s in range(10)])
 
-    assert picked.tolist() == list(range(10))
+    read = _read(database, run_id, "loss", max_points=10)
+
+    assert read.steps == list(range(10))
+    assert not read.downsampled
 
 
-def test_downsample_huge_step_span_stays_in_bounds() -> None:
-    steps = np.array([0, 1, 2**62, 2**63 - 2, 2**63 - 1], dtype=np.int64)
-    values = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
+def test_read_series_huge_step_span_stays_in_bounds(database: Database) -> None:
+    run_id = _new_run(database)
+    steps = [0, 1, 2**62, 2**63 - 2, 2**63 - 1]
+    values = [3.0, 1.0, 2.0, 5.0, 4.0]
+    points = [NewPoint("loss", s, v, 1.0) for s, v in zip(steps, values, strict=True)]
+    _append(database, run_id, points)
 
-    picked = metrics.downsample(steps, values, max_points=4)
+    read = _read(database, run_id, "loss", max_points=4)
 
-    assert len(picked) <= 4
-    assert {1, 3} <= set(picked.tolist())
+    assert len(read.steps) <= 4
+    assert {1, 2**63 - 2} <= set(read.steps)
+    assert read.total == 5

@@ -81,16 +81,25 @@ async function request(method, path, body) {
 
 const enc = encodeURIComponent;
 
+/** The most points the server answers in one view (`max_points` is capped there). */
+export const MAX_VIEW_POINTS = 20_000;
+
 export const api = {
   listRuns: () => request("GET", "api/runs"),
   getRun: (run) => request("GET", `api/runs/${enc(run)}`),
   listMetricKeys: (run) => request("GET", `api/runs/${enc(run)}/metrics`),
 
-  /** A metric's points on the current line, or on one branch if `branch` is set. */
-  readSeries(run, key, { branch = null, maxPoints = null } = {}) {
+  /**
+   * A metric's points on the current line, or on one branch's own points if
+   * `branch` is set; over [minStep, maxStep] when given. Past `maxPoints` the
+   * server answers a view: the lowest and highest point of each bucket.
+   */
+  readSeries(run, key, { branch = null, maxPoints = null, minStep = null, maxStep = null } = {}) {
     const query = new URLSearchParams({ key });
     if (branch !== null) query.set("branch", String(branch));
-    if (maxPoints !== null) query.set("max_points", String(maxPoints));
+    if (maxPoints !== null) query.set("max_points", String(Math.min(MAX_VIEW_POINTS, maxPoints)));
+    if (minStep !== null) query.set("min_step", String(Math.max(0, Math.floor(minStep))));
+    if (maxStep !== null) query.set("max_step", String(Math.max(0, Math.ceil(maxStep))));
     return request("GET", `api/runs/${enc(run)}/metrics?${query}`);
   },
 

@@ -1,9 +1,11 @@
 // Entry point: hash routes to pages, so every view has a shareable URL.
 //   #/            runs list
 //   #/runs/7      one run
-//   #/compare?runs=3,5   several runs overlaid
+//   #/compare?runs=3,5&metric=loss&align=step&y=log&smooth=0.6   runs overlaid
+//   #/nudges?run=3&window=50   what each applied nudge did
 
-import { ComparePage, compareRunIds } from "./compare.js";
+import { ComparePage } from "./compare.js";
+import { NudgeReviewPage } from "./review.js";
 import { RunPage } from "./run.js";
 import { RunsPage } from "./runs.js";
 import { el, formatAgo } from "./format.js";
@@ -29,7 +31,10 @@ function route() {
     return new RunPage(main, Number(parts[1]), { setLive });
   }
   if (parts[0] === "compare" && parts.length === 1) {
-    return new ComparePage(main, compareRunIds(hash), { setLive });
+    return new ComparePage(main, hash, { setLive });
+  }
+  if (parts[0] === "nudges" && parts.length === 1) {
+    return new NudgeReviewPage(main, hash, { setLive });
   }
   main.replaceChildren(el("div", { class: "page" }, el("h1", {}, "Not found"),
     el("p", {}, "No page at this address. ", el("a", { href: "#/" }, "Back to the runs."))));
@@ -41,7 +46,17 @@ function navigate() {
   setLive("idle");
   document.title = "panda";
   page = route();
+  markNav();
   if (page) page.start();
+}
+
+/** Underline the nav link of the page shown. */
+function markNav() {
+  const section = location.hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "runs";
+  for (const link of document.querySelectorAll(".topnav a")) {
+    const target = link.getAttribute("href").replace(/^#\/?/, "").split(/[/?]/)[0] || "runs";
+    link.classList.toggle("active", target === section);
+  }
 }
 
 /** Keep every "3 min ago" on the page honest without re-rendering tables. */

@@ -2,7 +2,7 @@
 // takes named lines (steps and values) plus vertical markers, and redraws
 // at most once per animation frame however fast points arrive.
 
-import { el, formatValue, formatStep } from "./format.js";
+import { el, formatDuration, formatValue, formatStep, formatClock } from "./format.js";
 
 /* global uPlot */
 
@@ -55,6 +55,54 @@ function axisValues(u, splits) {
   return splits.map((value) => formatValue(value));
 }
 
+/**
+ * What the x axis counts: optimizer steps, wall-clock time (seconds since
+ * the epoch) or seconds since each run started.
+ */
+export const X_KINDS = {
+  step: { label: "step", time: false, format: (v) => formatStep(Math.round(v)) },
+  time: { label: "time", time: true, format: (v) => formatClock(v) },
+  elapsed: { label: "since start", time: false, format: (v) => formatDuration(v) },
+};
+
+/**
+ * Charts that share an x range and a cursor: zooming one zooms all, and one
+ * debounced `onZoom(range | null)` call per gesture asks the page for detail.
+ */
+export class ChartGroup {
+  constructor({ onZoom = null, debounceMs = 250 } = {}) {
+    this.key = `group-${ChartGroup.count = (ChartGroup.count || 0) + 1}`;
+    this.charts = new Set();
+    this.onZoom = onZoom;
+    this.debounceMs = debounceMs;
+    this.range = null;
+    this.timer = null;
+  }
+
+  add(chart) {
+    this.charts.add(chart);
+  }
+
+  remove(chart) {
+    this.charts.delete(chart);
+  }
+
+  /** A person zoomed `from` (a range {min, max}) or reset it (null). */
+  zoom(range, from = null) {
+    this.range = range;
+    for (const chart of this.charts) if (chart !== from) chart.applyRange(range);
+    clearTimeout(this.timer);
+    if (this.onZoom) this.timer = setTimeout(() => this.onZoom(this.range), this.debounceMs);
+  }
+
+  close() {
+    clearTimeout(this.timer);
+  }
+}
+
+/** Where a marker sits on the x axis: its own x if given, else its step. */
+const markerX = (marker) => (marker.x ?? marker.step);
+
 /** Draws the markers' dashed lines and labels on the canvas. */
 function drawMarkers(u, markers) {
   const { ctx } = u;
@@ -65,8 +113,8 @@ function drawMarkers(u, markers) {
   ctx.textBaseline = "top";
   const labelBoxes = []; // labels placed so far, so that close ones stack
   for (const marker of markers) {
-    const x = Math.round(u.valToPos(marker.step, "x", true));
-    if (x < left || x > left + width) continue;
+    const x = Math.round(u.valToPos(markerX(marker), "x", true));
+    if (!(x >= left && x <= left + width)) continue;
     ctx.strokeStyle = marker.faded ? fade(marker.color, 0.4) : marker.color;
     ctx.lineWidth = 1.5 * ratio;
     ctx.setLineDash([5 * ratio, 4 * ratio]);
@@ -86,7 +134,7 @@ function drawMarkers(u, markers) {
       while (labelBoxes.some(overlaps)) box.y += box.height + ratio;
       labelBoxes.push(box);
       ctx.setLineDash([]);
-      ctx.fillStyle = "rgba(255, 255, 255, 0.6)";
+      ctx.fillStyle = "rgba(255, 255, 255, 0.75)";
       ctx.fillRect(box.x, box.y, box.width, box.height);
       ctx.fillStyle = ctx.strokeStyle;
       ctx.fillText(marker.short, box.x + pad, box.y + 2 * ratio);
@@ -95,57 +143,86 @@ function drawMarkers(u, markers) {
   ctx.restore();
 }
 
-/** Keeps one hoverable DOM element per marker, for tooltips and tests. */
-function placeMarkerElements(u, markers, layer) {
+/**
+ * Keeps one hoverable DOM element per marker, for tooltips and tests.
+ * `onMarker(marker, element, kind)` hears "enter", "leave" and "click".
+ */
+function placeMarkerElements(u, markers, layer, onMarker) {
   layer.replaceChildren();
   for (const marker of markers) {
-    const x = u.valToPos(marker.step, "x");
+    const x = u.valToPos(markerX(marker), "x");
     if (!(x >= 0 && x <= u.over.clientWidth)) continue;
-    layer.append(el("div", {
+    const node = el("div", {
       class: `chart-marker${marker.faded ? " faded" : ""}`,
       style: `left:${x}px`,
       title: marker.title,
       "data-testid": "nudge-marker",
-      dataset: { step: marker.step, nudge: marker.id ?? "" },
-    }));
+      dataset: { step: marker.step, nudge: marker.id ?? "", run: marker.run ?? "" },
+    });
+    if (onMarker) {
+      node.addEventListener("mouseenter", () => onMarker(marker, node, "enter"));
+      node.addEventListener("mouseleave", () => onMarker(marker, node, "leave"));
+      node.addEventListener("click", (event) => {
+        event.stopPropagation();
+        onMarker(marker, node, "click");
+      });
+    }
+    layer.append(node);
   }
 }
 
 /**
  * One chart card: title, uPlot canvas, legend and an empty-state note.
  *
- * `setLines([{label, color, steps, values, faded}])` replaces what is drawn;
- * `setMarkers([{step, color, short, title, faded, id}])` sets vertical lines.
- * Drag to zoom; double-click to follow the live data again.
+ * `setLines([{label, color, steps, values, faded, raw, dash}])` replaces what
+ * is drawn (`steps` are the x values; a `raw` line is drawn faint behind its
+ * smoothed twin and left out of the legend and the point count);
+ * `setMarkers([{step, x, color, short, title, faded, id, run}])` sets
+ * vertical lines. Drag to zoom, double-click to go back to the whole line;
+ * charts in one `ChartGroup` zoom together and share the cursor.
  */
 export class StepChart {
-  constructor(title, { id = null, height = 220, logToggle = false, stepped = false, yRange = null } = {}) {
+  constructor(title, { id = null, height = 220, logToggle = false, stepped = false, yRange = null,
+    group = null, xKind = "step", onMarker = null, emptyText = "Waiting for points…" } = {}) {
     this.lines = [];
     this.yRange = yRange;
     this.stepped = stepped;
     this.markers = [];
     this.height = height;
     this.log = false;
+    this.xKind = xKind;
     this.userRange = null;
+    this.xExtent = null; // the x range shown when not zoomed; null: the data's own
     this.plot = null;
     this.signature = "";
     this.pending = false;
+    this.onMarker = onMarker;
+    this.group = group || new ChartGroup();
+    this.group.add(this);
 
     this.body = el("div", { class: "chart-body" });
-    this.empty = el("div", { class: "chart-empty" }, "Waiting for points…");
+    this.empty = el("div", { class: "chart-empty" }, emptyText);
     this.markerLayer = el("div", { class: "chart-markers" });
     this.count = el("span", { class: "chart-count", "data-testid": "chart-count" }, "");
-    const tools = el("div", { class: "chart-tools" }, this.count);
+    this.zoomNote = el("span", { class: "chart-zoom", hidden: true, title: "double-click the chart to zoom out" },
+      "zoomed · double-click to reset");
+    const tools = el("div", { class: "chart-tools" }, this.zoomNote, this.count);
     if (logToggle) {
       const box = el("input", { type: "checkbox", onchange: (e) => this.setLog(e.target.checked) });
       tools.append(el("label", { class: "chart-log" }, box, "log"));
     }
-    this.root = el("section", { class: "card chart", id, "data-testid": "chart", "data-points": "0" },
-      el("header", { class: "chart-header" }, el("h3", {}, title), tools),
-      this.body, this.empty);
+    this.titleNode = el("h3", {}, title);
+    this.root = el("section", { class: "card chart", id, "data-testid": "chart", "data-points": "0",
+      "data-zoomed": "false", "data-x-kind": xKind },
+    el("header", { class: "chart-header" }, this.titleNode, tools),
+    this.body, this.empty);
 
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(this.body);
+  }
+
+  setTitle(title) {
+    this.titleNode.textContent = title;
   }
 
   setLines(lines) {
@@ -158,15 +235,38 @@ export class StepChart {
     this.schedule();
   }
 
+  /** Show this x range when not zoomed (charts of a group line up), or null for the data's. */
+  setXExtent(extent) {
+    this.xExtent = extent;
+    this.schedule();
+  }
+
   setLog(on) {
+    if (this.log === on) return;
     this.log = on;
     this.signature = ""; // the scale kind changed: build a new plot
     this.schedule();
   }
 
-  /** Points on the solid (non-faded) lines. */
+  setXKind(kind) {
+    if (this.xKind === kind) return;
+    this.xKind = kind;
+    this.root.dataset.xKind = kind;
+    this.userRange = null;
+    this.signature = "";
+    this.schedule();
+  }
+
+  /** Points on the solid lines (neither faded tails nor raw twins of smoothed lines). */
   get pointCount() {
-    return this.lines.filter((line) => !line.faded).reduce((sum, line) => sum + line.steps.length, 0);
+    return this.lines.filter((line) => !line.faded && !line.raw)
+      .reduce((sum, line) => sum + line.steps.length, 0);
+  }
+
+  /** How many points a view of this chart should hold: two per pixel column. */
+  get viewPoints() {
+    const width = this.body.clientWidth || this.root.clientWidth || 800;
+    return Math.max(400, Math.min(8_000, Math.round(width * 2)));
   }
 
   schedule() {
@@ -184,7 +284,13 @@ export class StepChart {
     const tails = this.lines.filter((line) => line.faded);
     this.root.dataset.tails = String(tails.length);
     this.root.dataset.tailPoints = String(tails.reduce((sum, line) => sum + line.steps.length, 0));
-    this.count.textContent = points ? `${formatStep(points)} point${points === 1 ? "" : "s"}` : "";
+    // A page that reads views sets data-total: the points the whole line holds.
+    const total = Number(this.root.dataset.total || 0);
+    this.count.textContent = !points ? ""
+      : total > points ? `${formatStep(points)} of ${formatStep(total)} points`
+        : `${formatStep(points)} point${points === 1 ? "" : "s"}`;
+    this.count.title = total > points
+      ? "a view: the lowest and highest point of each bucket; zoom in for every point" : "";
     const hasData = this.lines.some((line) => line.steps.length > 0);
     this.empty.hidden = hasData;
     this.body.hidden = !hasData;
@@ -196,48 +302,55 @@ export class StepChart {
         for (let i = 0; i < column.length; i++) if (column[i] !== undefined && !(column[i] > 0)) column[i] = null;
       }
     }
-    const signature = JSON.stringify([this.log, this.lines.map((l) => [l.label, l.color, !!l.faded, l.dash])]);
+    const signature = JSON.stringify([this.log, this.xKind,
+      this.lines.map((l) => [l.label, l.color, !!l.faded, !!l.raw, l.dash])]);
     if (!this.plot || signature !== this.signature) {
       this.build(data);
       this.signature = signature;
     } else {
-      this.plot.setData(data, this.userRange === null);
-      if (this.userRange) this.plot.setScale("x", this.userRange);
+      this.plot.setData(data, this.userRange === null && this.xExtent === null);
     }
+    const range = this.userRange || this.xExtent;
+    if (range) this.plot.setScale("x", range);
     this.showLatestInLegend();
-    this.root.dataset.xlen = String(this.plot.data[0].length);
+    const xs = this.plot.data[0];
+    this.root.dataset.xlen = String(xs.length);
+    this.root.dataset.xFirst = xs.length ? String(xs[0]) : "";
+    this.root.dataset.xLast = xs.length ? String(xs[xs.length - 1]) : "";
   }
 
   build(data) {
     if (this.plot) this.plot.destroy();
     const markersOf = () => this.markers;
+    const kind = X_KINDS[this.xKind] || X_KINDS.step;
+    const xAxis = { grid: { stroke: "#eef0f3" }, stroke: "#6b7280" };
+    // uPlot formats a time axis itself; steps and durations get ours.
+    if (!kind.time) xAxis.values = (u, splits) => splits.map((v) => kind.format(v));
+    const placeMarkers = (u) => placeMarkerElements(u, markersOf(), this.markerLayer, this.onMarker);
     const options = {
       width: Math.max(200, this.body.clientWidth || 600),
       height: this.height,
-      scales: { x: { time: false }, y: this.log ? { distr: 3 } : this.yScale() },
-      axes: [
-        { values: (u, splits) => splits.map((v) => formatStep(v)), grid: { stroke: "#eef0f3" }, stroke: "#6b7280" },
-        { values: axisValues, grid: { stroke: "#eef0f3" }, stroke: "#6b7280", size: 60 },
-      ],
-      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: kind.time }, y: this.log ? { distr: 3 } : this.yScale() },
+      axes: [xAxis, { values: axisValues, grid: { stroke: "#eef0f3" }, stroke: "#6b7280", size: 60 }],
+      cursor: { drag: { x: true, y: false }, sync: { key: this.group.key } },
       legend: { live: true },
       series: [
-        { label: "step", value: (u, v) => (v === null ? "–" : formatStep(v)) },
+        { label: kind.label, value: (u, v) => (v === null || v === undefined ? "–" : kind.format(v)) },
         ...this.lines.map((line) => ({
           label: line.label,
-          stroke: line.faded ? fade(line.color) : line.color,
-          width: line.faded ? 1.25 : 1.75,
+          stroke: line.raw ? fade(line.color, 0.22) : line.faded ? fade(line.color) : line.color,
+          width: line.raw ? 1 : line.faded ? 1.25 : 1.75,
           dash: line.faded ? [6, 4] : line.dash,
           spanGaps: false,
-          points: { size: 5 }, // uPlot shows them only where points are sparse
+          points: { size: 5, show: line.raw ? false : undefined }, // uPlot shows them only where sparse
           paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
           value: (u, v) => formatValue(v),
         })),
       ],
       hooks: {
         draw: [(u) => drawMarkers(u, markersOf())],
-        setSize: [(u) => placeMarkerElements(u, markersOf(), this.markerLayer)],
-        setScale: [(u, key) => key === "x" && placeMarkerElements(u, markersOf(), this.markerLayer)],
+        setSize: [placeMarkers],
+        setScale: [(u, key) => key === "x" && placeMarkers(u)],
         setSelect: [(u) => this.rememberZoom(u)],
         setCursor: [(u) => u.cursor.left < 0 && this.showLatestInLegend()],
       },
@@ -245,13 +358,14 @@ export class StepChart {
     this.plot = new uPlot(options, data, this.body);
     this.plot.over.append(this.markerLayer);
     this.plot.over.addEventListener("dblclick", () => {
-      this.userRange = null;
+      this.applyRange(null);
+      this.group.zoom(null, this);
     });
     const rows = this.plot.root.querySelectorAll(".u-legend .u-series");
     this.lines.forEach((line, index) => {
-      if (line.faded && rows[index + 1]) rows[index + 1].classList.add("tail");
+      if ((line.faded || line.raw) && rows[index + 1]) rows[index + 1].classList.add("tail");
     });
-    placeMarkerElements(this.plot, this.markers, this.markerLayer);
+    placeMarkers(this.plot);
   }
 
   /** Away from the cursor, the legend reads the newest point of each line. */
@@ -260,10 +374,10 @@ export class StepChart {
     if (u.cursor.left >= 0 || u.data[0].length === 0) return;
     const idxs = u.data.map((column) => {
       let i = column.length - 1;
-      while (i > 0 && column[i] === undefined) i--;
+      while (i > 0 && (column[i] === undefined || column[i] === null)) i--;
       return i;
     });
-    // The step shown is the newest one on a solid line, not on a faded tail.
+    // The x shown is the newest one on a solid line, not on a faded tail.
     const solid = this.lines.map((line, index) => (line.faded ? -1 : idxs[index + 1]));
     idxs[0] = Math.max(...solid, 0);
     u.setLegend({ idxs }, false);
@@ -278,11 +392,28 @@ export class StepChart {
 
   rememberZoom(u) {
     if (u.select.width > 2) {
-      this.userRange = {
+      const range = {
         min: u.posToVal(u.select.left, "x"),
         max: u.posToVal(u.select.left + u.select.width, "x"),
       };
+      this.setZoomed(range);
+      this.group.zoom(range, this);
     }
+  }
+
+  setZoomed(range) {
+    this.userRange = range;
+    this.root.dataset.zoomed = String(range !== null);
+    this.zoomNote.hidden = range === null;
+  }
+
+  /** Another chart of the group zoomed to `range`, or reset (null). */
+  applyRange(range) {
+    this.setZoomed(range);
+    if (!this.plot) return;
+    const xs = this.plot.data[0];
+    const shown = range || this.xExtent || (xs.length ? { min: xs[0], max: xs[xs.length - 1] } : null);
+    if (shown) this.plot.setScale("x", shown);
   }
 
   resize() {
@@ -292,6 +423,7 @@ export class StepChart {
   }
 
   destroy() {
+    this.group.remove(this);
     this.resizer.disconnect();
     if (this.plot) this.plot.destroy();
     this.root.remove();

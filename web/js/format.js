@@ -98,3 +98,36 @@ export const PARAM_LABELS = { lr: "α", momentum: "momentum" };
 export function paramLabel(param) {
   return PARAM_LABELS[param] || param || "–";
 }
+
+/** Seconds since the epoch as a local clock time, with the day when it is not today. */
+export function formatClock(seconds, now = new Date()) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(Number(seconds))) return "–";
+  const date = new Date(Number(seconds) * 1000);
+  const clock = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  if (date.toDateString() === now.toDateString()) return clock;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clock}`;
+}
+
+/** A duration in seconds, short: "45s", "3m 20s", "2h 05m", "3d 4h". */
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(Number(seconds))) return "–";
+  const sign = seconds < 0 ? "−" : "";
+  let rest = Math.round(Math.abs(Number(seconds)));
+  if (rest < 60) return `${sign}${rest}s`;
+  const days = Math.floor(rest / 86400);
+  rest -= days * 86400;
+  const hours = Math.floor(rest / 3600);
+  rest -= hours * 3600;
+  const minutes = Math.floor(rest / 60);
+  const secs = rest - minutes * 60;
+  if (days) return `${sign}${days}d ${hours}h`;
+  if (hours) return `${sign}${hours}h ${pad(minutes)}m`;
+  return `${sign}${minutes}m ${pad(secs)}s`;
+}
+
+/** A slope or other signed small number, with an explicit sign. */
+export function formatSigned(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  const text = formatValue(value);
+  return value > 0 ? `+${text}` : text.replace(/^-/, "−");
+}

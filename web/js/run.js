@@ -2,7 +2,7 @@
 // checkpoints and branches, all kept current by the run's event stream.
 
 import { api, decodeValue, openStream } from "./api.js";
-import { StepChart, PALETTE } from "./charts.js";
+import { ChartGroup, StepChart, PALETTE } from "./charts.js";
 import { BranchTable, CheckpointTable } from "./checkpoints.js";
 import { badge, el, formatStep, formatTime, formatValue, timeCell } from "./format.js";
 import {
@@ -10,7 +10,12 @@ import {
 } from "./lines.js";
 import { NudgeForm, NudgeHistory, nudgeMarkers } from "./nudges.js";
 
-const MAX_POINTS = 10_000; // per key on first load; the server downsamples past it
+// A key's first view holds about two points per pixel column of the chart
+// area; the server answers min/max buckets past that, and a zoom fetches the
+// visible steps again at full detail.
+const MIN_VIEW_POINTS = 400;
+const MAX_VIEW_POINTS = 8_000;
+const OVERVIEW_REFRESH_MS = 5_000; // re-read a downsampled line once live points pile up
 const MAX_TAIL_BRANCHES = 8; // older abandoned tails are left off the charts
 
 const GROUP_COLORS = {
@@ -36,6 +41,9 @@ export class RunPage {
     this.lines = new Map(); // key -> Line on the current line
     this.tails = new Map(); // key -> [{branch, line}]
     this.charts = new Map(); // chart id -> StepChart
+    this.views = new Map(); // key -> {total, downsampled, length} of its last view
+    this.details = new Map(); // chart id -> {range, lines: Map<key, Line>} while zoomed
+    this.zoomSeq = new Map(); // chart id -> number of its latest zoom
     this.queue = null; // events held back while lines (re)load
     this.loading = false;
     this.reloadAgain = false;
@@ -140,16 +148,27 @@ export class RunPage {
     }
   }
 
+  /** Points per key view: two per pixel column of the chart area. */
+  get viewPoints() {
+    const width = this.chartGrid.clientWidth || this.root.clientWidth || 1000;
+    return Math.max(MIN_VIEW_POINTS, Math.min(MAX_VIEW_POINTS, Math.round(width * 2)));
+  }
+
   async fetchLines() {
     const [run, branches, keys] = await Promise.all([
       api.getRun(this.runId), api.listBranches(this.runId), api.listMetricKeys(this.runId)]);
-    const series = await Promise.all(keys.map((key) => api.readSeries(this.runId, key, { maxPoints: MAX_POINTS })));
-    const tails = branches.length > 1 ? await this.fetchTails(keys, branches) : new Map();
+    const maxPoints = this.viewPoints;
+    const series = await Promise.all(keys.map((key) => api.readSeries(this.runId, key, { maxPoints })));
+    const tails = branches.length > 1 ? await this.fetchTails(keys, branches, maxPoints) : new Map();
     if (this.closed) return;
 
     this.setRun(run);
     this.branches = branches;
     this.lines = new Map(series.map((found, i) => [keys[i], new Line(found.steps, found.values)]));
+    this.views = new Map(series.map((found, i) => [keys[i],
+      { total: found.total, downsampled: found.downsampled, length: found.steps.length }]));
+    // A zoomed chart keeps its detail; the new line may have moved under it, so read it again.
+    for (const [chartId, detail] of this.details) this.onZoom(chartId, detail.range);
     this.tails = tails;
     this.branchTable.setAll(branches);
     this.branchCard.hidden = branches.length < 2;
@@ -158,13 +177,13 @@ export class RunPage {
   }
 
   /** Every key's abandoned tails: key -> [{branch, line}], newest branches last. */
-  async fetchTails(keys, branches) {
+  async fetchTails(keys, branches, maxPoints) {
     let perKey;
     try {
-      perKey = await Promise.all(keys.map((key) => api.readTails(this.runId, key, { maxPoints: MAX_POINTS })));
+      perKey = await Promise.all(keys.map((key) => api.readTails(this.runId, key, { maxPoints })));
     } catch (error) {
       if (error.status !== 404 && error.status !== 405) throw error;
-      perKey = await this.fetchTailsByBranch(keys, branches);
+      perKey = await this.fetchTailsByBranch(keys, branches, maxPoints);
     }
     const tails = new Map();
     perKey.forEach((found, index) => {
@@ -177,10 +196,10 @@ export class RunPage {
   }
 
   /** The same from each branch's own points, for a server without the tails route. */
-  fetchTailsByBranch(keys, branches) {
+  fetchTailsByBranch(keys, branches, maxPoints) {
     const specs = abandonedTails(branches);
     return Promise.all(keys.map((key) => Promise.all(specs.map((spec) =>
-      api.readSeries(this.runId, key, { branch: spec.branch, maxPoints: MAX_POINTS }).then((found) => {
+      api.readSeries(this.runId, key, { branch: spec.branch, maxPoints }).then((found) => {
         const line = new Line(found.steps, found.values).from(spec.fromStep);
         return { branch: spec.branch, steps: line.steps, values: line.values };
       })))));
@@ -221,8 +240,54 @@ export class RunPage {
       this.lines.set(data.key, line);
     }
     line.append(data.steps, data.values);
-    this.updateChart(chartIdFor(data.key));
+    const chartId = chartIdFor(data.key);
+    this.details.get(chartId)?.lines.get(data.key)?.append(data.steps, data.values);
+    const view = this.views.get(data.key);
+    if (view) view.total += data.steps.length;
+    if (view && view.downsampled && line.length > view.length + this.viewPoints) this.refreshOverviewSoon();
+    this.updateChart(chartId);
     this.refreshStats();
+  }
+
+  /** A downsampled line that grew by a view's worth of live points is read again as a view. */
+  refreshOverviewSoon() {
+    if (this.overviewTimer) return;
+    this.overviewTimer = setTimeout(() => {
+      this.overviewTimer = null;
+      if (!this.closed) this.reloadLines();
+    }, OVERVIEW_REFRESH_MS);
+  }
+
+  /**
+   * A person zoomed chart `chartId` to an x (step) range, or reset it (null):
+   * read its keys again over the visible steps, as a view of the same size.
+   */
+  async onZoom(chartId, range) {
+    const seq = (this.zoomSeq.get(chartId) || 0) + 1;
+    this.zoomSeq.set(chartId, seq);
+    const chart = this.charts.get(chartId);
+    if (!chart) return;
+    if (range === null) {
+      this.details.delete(chartId);
+      chart.root.dataset.detail = "overview";
+      this.updateChart(chartId);
+      return;
+    }
+    const keys = [...this.lines.keys()].filter((key) => chartIdFor(key) === chartId);
+    const minStep = Math.max(0, Math.floor(range.min));
+    const maxStep = Math.max(minStep, Math.ceil(range.max));
+    try {
+      const found = await Promise.all(keys.map((key) =>
+        api.readSeries(this.runId, key, { minStep, maxStep, maxPoints: chart.viewPoints })));
+      if (this.closed || this.zoomSeq.get(chartId) !== seq) return; // a newer zoom or a reset won
+      const lines = new Map(found.map((series, i) => [keys[i], new Line(series.steps, series.values)]));
+      this.details.set(chartId, { range, lines });
+      chart.root.dataset.detail = "zoomed";
+      chart.root.dataset.detailRange = `${minStep},${maxStep}`;
+      this.updateChart(chartId);
+    } catch (error) {
+      chart.root.dataset.detail = "error";
+    }
   }
 
   onNudge(nudge) {
@@ -293,8 +358,10 @@ export class RunPage {
     const stepped = chartId === "lr" || chartId === "momentum";
     chart = new StepChart(chartTitleFor(chartId), {
       id: `chart-${chartId.replace(/[^\w-]/g, "_")}`, logToggle, stepped,
-      yRange: chartId === "momentum" ? [0, 1] : null });
+      yRange: chartId === "momentum" ? [0, 1] : null,
+      group: new ChartGroup({ onZoom: (range) => this.onZoom(chartId, range) }) });
     chart.root.dataset.chart = chartId;
+    chart.root.dataset.detail = "overview";
     this.charts.set(chartId, chart);
     const order = [...this.charts.keys()].sort(compareChartIds);
     const next = order[order.indexOf(chartId) + 1];
@@ -308,17 +375,26 @@ export class RunPage {
     const keys = [...this.lines.keys()].filter((key) => chartIdFor(key) === chartId).sort(compareKeys);
     if (keys.length === 0 && !this.charts.has(chartId)) return;
     const colors = GROUP_COLORS[chartId] || PALETTE;
+    const detail = this.details.get(chartId);
     const lines = [];
+    let total = 0;
+    let downsampled = false;
     keys.forEach((key, index) => {
       const color = colors[index % colors.length];
-      const line = this.lines.get(key);
+      const line = detail?.lines.get(key) || this.lines.get(key);
+      const view = this.views.get(key);
+      total += view ? view.total : line.length;
+      downsampled = downsampled || !!view?.downsampled;
       lines.push({ label: key, color, steps: line.steps, values: line.values });
       for (const tail of this.tails.get(key) || []) {
         const { steps, values } = tail.line;
         lines.push({ label: `${key} · branch ${tail.branch}`, color, steps, values, faded: true });
       }
     });
-    this.chartFor(chartId).setLines(lines);
+    const chart = this.chartFor(chartId);
+    chart.root.dataset.total = String(total);
+    chart.root.dataset.downsampled = String(downsampled);
+    chart.setLines(lines);
   }
 
   refreshMarkers() {
@@ -328,6 +404,7 @@ export class RunPage {
 
   close() {
     this.closed = true;
+    clearTimeout(this.overviewTimer);
     if (this.closeStream) this.closeStream();
     for (const chart of this.charts.values()) chart.destroy();
   }

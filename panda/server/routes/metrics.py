@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from panda.protocol import (
     METRIC_KEY_MAX_CHARS,
@@ -29,9 +29,28 @@ MetricKeyQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=METRIC_KEY_MAX_CHARS, description="metric key"),
 ]
+DEFAULT_MAX_POINTS = 2000
+MAX_POINTS_CAP = 20_000
+
 MaxPointsQuery = Annotated[
     int | None,
-    Query(ge=2, le=1_000_000, description="downsample to at most this many points"),
+    Query(
+        ge=2,
+        le=MAX_POINTS_CAP,
+        description=f"answer a view of at most this many points: each of "
+        f"max_points/2 buckets keeps its lowest and highest point "
+        f"[default: {DEFAULT_MAX_POINTS}]",
+    ),
+]
+EveryPointQuery = Annotated[
+    bool,
+    Query(alias="all", description="every point in the range, never a view (export)"),
+]
+MinStepQuery = Annotated[
+    int | None, Query(ge=0, le=STEP_MAX, description="first step of the range")
+]
+MaxStepQuery = Annotated[
+    int | None, Query(ge=0, le=STEP_MAX, description="last step of the range")
 ]
 BranchQuery = Annotated[
     int | None,
@@ -70,17 +89,22 @@ def _json(payload: object) -> str:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False)
 
 
-@router.get("")
+@router.get("", response_model=Series | list[str])
 def read_metrics(
     run_id: RunId,
     session: SessionDep,
     key: MetricKeyQuery = None,
     max_points: MaxPointsQuery = None,
+    every_point: EveryPointQuery = False,
+    min_step: MinStepQuery = None,
+    max_step: MaxStepQuery = None,
     branch: BranchQuery = None,
-) -> Series | list[str]:
-    """Without key, list the run's metric keys; with key, read its points.
+) -> Any:
+    """Without key, list the run's metric keys; with key, read a view of its points.
 
     The points follow the run's current line, or only the given branch's own.
+    Zoom in by narrowing min_step and max_step: the same number of points then
+    shows more detail, down to every point.
     """
     run = runs.get_run(session, run_id)
     line = timelines.current_line(session, run)
@@ -89,8 +113,23 @@ def read_metrics(
     if branch is not None:
         branch_id = metrics.resolve_branch(session, run, branch)
         line = [timelines.Segment(branch_id, 0, None)]
-    data = metrics.read_series(session, line, key, max_points=max_points)
-    return _series(run_id, key, data)
+    view = _view_points(max_points, every_point, min_step, max_step)
+    data = metrics.read_series(
+        session, line, key, max_points=view, min_step=min_step, max_step=max_step
+    )
+    # Serialised here rather than through the Series model: pydantic would
+    # validate and encode every point one by one, slower than the read itself.
+    payload = {
+        "run": run_id,
+        "key": key,
+        "steps": data.steps,
+        "values": [encode_value(value) for value in data.values],
+        "times": data.times,
+        "downsampled": data.downsampled,
+        "total": data.total,
+        "branch": None,
+    }
+    return Response(_json(payload), media_type="application/json")
 
 
 @router.get("/tails")
@@ -99,15 +138,47 @@ def read_abandoned_tails(
     session: SessionDep,
     key: Annotated[str, Query(min_length=1, max_length=METRIC_KEY_MAX_CHARS)],
     max_points: MaxPointsQuery = None,
+    every_point: EveryPointQuery = False,
+    min_step: MinStepQuery = None,
+    max_step: MaxStepQuery = None,
 ) -> list[Series]:
     """Read a metric's abandoned tails: points off the current line, per branch."""
     run = runs.get_run(session, run_id)
+    view = _view_points(max_points, every_point, min_step, max_step)
     tails = []
     for segment in timelines.abandoned_tails(session, run):
-        data = metrics.read_series(session, [segment], key, max_points=max_points)
+        data = metrics.read_series(
+            session,
+            [segment],
+            key,
+            max_points=view,
+            min_step=min_step,
+            max_step=max_step,
+        )
         if data.total:
             tails.append(_series(run_id, key, data, branch=segment.branch_id))
     return tails
+
+
+def _view_points(
+    max_points: int | None,
+    every_point: bool,
+    min_step: int | None,
+    max_step: int | None,
+) -> int | None:
+    """Return the view size to read, None for every point; refuse a bad range."""
+    if min_step is not None and max_step is not None and min_step > max_step:
+        raise HTTPException(
+            422,
+            f"query.min_step: must not exceed max_step, got {min_step} > {max_step}",
+        )
+    if every_point and max_points is not None:
+        raise HTTPException(
+            422, "query.all: pass either all=true or max_points, not both"
+        )
+    if every_point:
+        return None
+    return DEFAULT_MAX_POINTS if max_points is None else max_points
 
 
 def _series(
