@@ -5,8 +5,9 @@ with one spike (the largest value), one dip (the minimum) and one NaN hidden at
 random steps, then times:
 
 - ``GET /api/runs/{id}/metrics?key=..&max_points=2000`` on a ``panda serve``
-  subprocess, and the same read without ``max_points`` (every point: baseline);
-- ``store.metrics.read_series`` called directly, with and without downsampling;
+  subprocess, and the same read of every point (``all=true``);
+- ``store.metrics.read_series`` called directly, with and without downsampling
+  (every point read from the store is the baseline);
 - two ways the read could go, for comparison: the bucket min/max done by SQLite
   (``GROUP BY``), and a numpy bucket min/max on arrays already in memory.
 
@@ -174,7 +175,7 @@ def main() -> None:
         ) as http:
             path = f"/api/runs/{run_id}/metrics"
             ms_all, reply = timed(
-                max(1, repeats // 2), lambda: http.get(path, params={"key": KEY})
+                max(1, repeats // 2), lambda: http.get(path, params={"key": KEY, "all": "true"})
             )
             rows.append(["GET metrics, all points", ms_all, ms_all / full_ms,
                          f"{len(reply.json()['steps'])} pts, "

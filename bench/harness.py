@@ -207,9 +207,10 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
     print()
     print(f"## {title}")
     print()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
-        f"{now}, {cores} cores, Python {platform.python_version()}, "
-        f"panda at {tree_state()}"
+        f"{now}, {cores} cores, load average {load}, "
+        f"Python {platform.python_version()}, panda at {tree_state()}"
     )
     print()
     cells = [[_cell(value) for value in row] for row in rows]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import random
 import tempfile
 from collections.abc import Sequence
@@ -97,7 +98,15 @@ def load_checkpoint(path: Path, *, sha256: str | None = None) -> dict[str, Any]:
             f"checkpoint file {path} does not match its recorded sha256; "
             "it was changed or truncated after it was written"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        # A truncated or foreign file: torch reports a broken zip archive or
+        # pickle stream. Never take it for a checkpoint.
+        raise CheckpointNotFound(
+            f"{path} is not a readable panda checkpoint ({error}); it may have "
+            "been cut short while it was written"
+        ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointNotFound(f"{path} is not a panda checkpoint")
     return state

@@ -23,7 +23,9 @@ def big_run(api: httpx.Client) -> ScriptedJob:
     job = ScriptedJob(api, name="long-run")
     for first in range(0, POINTS, BATCH):
         steps = range(first, first + BATCH)
-        values = [round(2 / (1 + s / 20_000) + 0.05 * math.sin(s / 50), 5) for s in steps]
+        values = [
+            round(2 / (1 + s / 20_000) + 0.05 * math.sin(s / 50), 5) for s in steps
+        ]
         job.log("loss", steps, values)
     return job
 
@@ -46,8 +48,13 @@ def test_big_metric_loads_a_view_and_zoom_reads_detail(
     page_errors: list[str],
 ) -> None:
     reads: list[dict[str, list[str]]] = []
-    page.on("request", lambda r: "metrics?key=loss" in r.url
-            and reads.append(parse_qs(urlparse(r.url).query)))
+    page.on(
+        "request",
+        lambda r: (
+            "metrics?key=loss" in r.url
+            and reads.append(parse_qs(urlparse(r.url).query))
+        ),
+    )
     started = time.monotonic()
     page.goto(f"{server_url}/#/runs/{big_run.run_id}")
     chart = page.locator("[data-chart='loss']")
@@ -64,7 +71,8 @@ def test_big_metric_loads_a_view_and_zoom_reads_detail(
     drag(page, chart, 0.40, 0.45)
     expect(chart).to_have_attribute("data-detail", "zoomed")
     low, high = map(int, chart.get_attribute("data-detail-range").split(","))
-    assert "min_step" in reads[-1] and "max_step" in reads[-1]
+    assert "min_step" in reads[-1]
+    assert "max_step" in reads[-1]
     assert 70_000 < low < high < 110_000
     share = (high - low) / POINTS
     detail = int(chart.get_attribute("data-points"))

@@ -34,6 +34,11 @@ def test_static_dashboard_loads_without_errors(
 
     expect(page.locator("#runs-empty")).to_be_visible()
     assert page.evaluate("typeof uPlot") == "function"
+    page.click("#nav-compare")
+    expect(page.locator("[data-chart='metric']")).to_contain_text("Pick runs")
+    page.click("#nav-nudges")
+    expect(page.locator("#review-empty")).to_contain_text("No applied nudges yet")
+    expect(page.locator("#nav-nudges")).to_have_class("active")
     assert page_errors == []
 
 
@@ -295,15 +300,20 @@ def test_compare_view_overlays_ticked_runs(
         page.locator(f"#run-{job.run_id} .run-pick").check()
     page.click("#compare-button")
     expect(page).to_have_url(
-        re.compile(rf"#/compare\?runs={slow.run_id},{fast.run_id}$")
+        re.compile(rf"#/compare\?runs={slow.run_id},{fast.run_id}&metric=loss&")
     )
 
-    loss_chart = page.locator("[data-chart='loss']")
-    expect(loss_chart).to_have_attribute("data-points", "92")
-    expect(page.locator("#compare-runs .compare-run")).to_have_count(2)
+    loss_chart = page.locator("[data-chart='metric']")
+    expect(loss_chart).to_have_attribute("data-points", "90")
+    expect(
+        page.locator("#compare-picker .picker-row[data-selected='true']")
+    ).to_have_count(2)
     expect(loss_chart.get_by_test_id("nudge-marker")).to_have_count(1)
-    slow.log("loss", range(50, 60), [1.5] * 10)
-    expect(loss_chart).to_have_attribute("data-points", "102")
+    slow.log("loss", range(50, 60), [1.5] * 10)  # a running run's new points arrive
+    expect(loss_chart).to_have_attribute("data-points", "100")
+    page.select_option("#compare-metric", "val_loss")
+    expect(page).to_have_url(re.compile(r"metric=val_loss&"))
+    expect(loss_chart).to_have_attribute("data-points", "2")
     screenshot("compare")
     assert page_errors == []
 

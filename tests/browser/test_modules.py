@@ -112,3 +112,70 @@ def test_format_value_reads_well(loaded: Any) -> None:
         "\N{EN DASH}",
         "0.1235",
     ]
+
+
+def test_smoothing_is_bias_corrected_and_keeps_gaps(loaded: Any) -> None:
+    smoothed = call(loaded, "trends.js", "m.smoothEma([2, 2, null, 2, 4], 0.5)")
+    assert smoothed[:4] == [2, 2, None, 2]  # no pull towards zero at the start
+    assert 2 < smoothed[4] < 4
+    assert call(
+        loaded, "trends.js", "m.slope([0, 1, 2, 3], [1, 0.9, 0.8, 0.7])"
+    ) == pytest.approx(-0.1)
+
+
+def test_nudge_effect_verdicts_follow_the_slopes(loaded: Any) -> None:
+    cases = [[-0.004, "loss"], [-0.001, "loss"], [0.002, "loss"], [0.002, "val_acc"]]
+    script = """arg.map(([after, key]) => {
+      const steps = [...Array(200).keys()];
+      const values = steps.map((s) =>
+         s < 100 ? 2 - 0.001 * s : 1.9 + after * (s - 100));
+      return m.nudgeEffect(steps, values, 100, { window: 50, key });
+    })"""
+    effects = call(loaded, "trends.js", script, cases)
+    assert [effect["verdict"] for effect in effects] == [
+        "helped",
+        "neutral",
+        "hurt",
+        "helped",
+    ]
+    for effect, (after, _) in zip(effects, cases, strict=True):
+        assert effect["slopeBefore"] == pytest.approx(-0.001)
+        assert effect["slopeAfter"] == pytest.approx(after)
+
+
+def test_compare_url_round_trips_with_a_branch(loaded: Any) -> None:
+    hash_ = "#/compare?runs=3,5:12,3,x&metric=train/loss&align=time&y=log&smooth=0.6"
+    state = call(loaded, "compare.js", "m.parseCompareQuery(arg)", hash_)
+    assert state == {
+        "runs": [{"id": 3, "branch": None}, {"id": 5, "branch": 12}],
+        "metric": "train/loss",
+        "align": "time",
+        "y": "log",
+        "smooth": 0.6,
+    }
+    again = call(loaded, "compare.js", "m.compareHash(m.parseCompareQuery(arg))", hash_)
+    assert (
+        again == "#/compare?runs=3,5:12&metric=train/loss&align=time&y=log&smooth=0.6"
+    )
+
+
+def test_branch_segments_and_step_ranges(loaded: Any) -> None:
+    branches = [
+        {"id": 1, "parent": None, "start_step": 0, "current": False},
+        {"id": 2, "parent": 1, "start_step": 100, "current": True},
+        {"id": 3, "parent": 1, "start_step": 150, "current": False},
+    ]
+    segments = call(loaded, "views.js", "m.branchSegments(arg, 3)", branches)
+    assert segments == [
+        {"branch": 1, "from": 0, "to": 150},
+        {"branch": 3, "from": 150, "to": None},
+    ]
+    assert call(
+        loaded, "views.js", "[m.branchAt(arg, 120), m.branchAt(arg, 99)]", branches
+    ) == [2, 1]
+    span = call(
+        loaded,
+        "views.js",
+        "m.stepRange([0, 10, 20, 30], [5, 6, 7, 8], {min: 12, max: 18})",
+    )
+    assert span == {"min": 6, "max": 7}

@@ -14,14 +14,18 @@ from tests.browser.job import ScriptedJob
 MINUS = "\N{MINUS SIGN}"
 
 
-def nudge_and_apply(job: ScriptedJob, body: dict[str, Any], step: int, old: float) -> int:
+def nudge_and_apply(
+    job: ScriptedJob, body: dict[str, Any], step: int, old: float
+) -> int:
     job._ok(job.api.post(f"{job.path}/nudges", json=body))
     [nudge] = job.pending_nudges()
     job.apply(nudge, step=step, old_value=old)
     return int(nudge["id"])
 
 
-def piecewise_loss(start: float, slopes: list[tuple[int, float]], last: int) -> list[float]:
+def piecewise_loss(
+    start: float, slopes: list[tuple[int, float]], last: int
+) -> list[float]:
     """A loss falling (or rising) linearly, with a new slope from each given step on."""
     values, level, slope = [], start, slopes[0][1]
     changes = dict(slopes)
@@ -39,15 +43,20 @@ def test_nudge_review_shows_slopes_and_verdicts(
     page_errors: list[str],
     screenshot: Any,
 ) -> None:
-    # Run A: α up at 100 makes the loss fall 4× faster (helped); α down at 200 changes nothing.
+    # Run A: α up at 100 makes the loss fall 4× faster (helped);
+    # α down at 200 changes nothing (neutral).
     good = ScriptedJob(api, name="resnet-sgd")
     good.log("loss", range(300), piecewise_loss(2.0, [(0, -0.001), (100, -0.004)], 300))
-    helped = nudge_and_apply(good, {"param": "lr", "value": 0.2, "note": "too slow"}, 100, 0.1)
+    helped = nudge_and_apply(
+        good, {"param": "lr", "value": 0.2, "note": "too slow"}, 100, 0.1
+    )
     neutral = nudge_and_apply(good, {"param": "lr", "value": 0.15}, 200, 0.2)
     good.finish()
     # Run B: momentum up at 100 turns a falling loss into a rising one (hurt).
     bad = ScriptedJob(api, name="vit-adam")
-    bad.log("train/loss", range(200), piecewise_loss(2.0, [(0, -0.004), (100, 0.002)], 200))
+    bad.log(
+        "train/loss", range(200), piecewise_loss(2.0, [(0, -0.004), (100, 0.002)], 200)
+    )
     hurt = nudge_and_apply(bad, {"param": "momentum", "value": 0.99}, 100, 0.9)
     bad.finish()
 
@@ -58,13 +67,21 @@ def test_nudge_review_shows_slopes_and_verdicts(
     expect(rows).to_have_count(3)
 
     def row(run: ScriptedJob, nudge: int) -> Any:
-        return page.locator(f"#nudge-review tr[data-run-id='{run.run_id}'][data-nudge-id='{nudge}']")
+        return page.locator(
+            f"#nudge-review tr[data-run-id='{run.run_id}'][data-nudge-id='{nudge}']"
+        )
 
     expect(row(good, helped)).to_have_attribute("data-verdict", "helped")
-    expect(row(good, helped).get_by_test_id("slope-before")).to_have_text(f"{MINUS}0.001/step")
-    expect(row(good, helped).get_by_test_id("slope-after")).to_have_text(f"{MINUS}0.004/step")
+    expect(row(good, helped).get_by_test_id("slope-before")).to_have_text(
+        f"{MINUS}0.001/step"
+    )
+    expect(row(good, helped).get_by_test_id("slope-after")).to_have_text(
+        f"{MINUS}0.004/step"
+    )
     expect(row(good, neutral)).to_have_attribute("data-verdict", "neutral")
-    expect(row(good, neutral).get_by_test_id("slope-before")).to_have_text(f"{MINUS}0.004/step")
+    expect(row(good, neutral).get_by_test_id("slope-before")).to_have_text(
+        f"{MINUS}0.004/step"
+    )
     expect(row(bad, hurt)).to_have_attribute("data-verdict", "hurt")
     expect(row(bad, hurt).get_by_test_id("slope-after")).to_have_text("+0.002/step")
     expect(row(bad, hurt)).to_contain_text("train/loss")
@@ -74,7 +91,9 @@ def test_nudge_review_shows_slopes_and_verdicts(
     screenshot("review")
 
     # Each window is read as a step range, never the whole line.
-    windows = [parse_qs(urlparse(url).query) for url in metric_requests if "key=" in url]
+    windows = [
+        parse_qs(urlparse(url).query) for url in metric_requests if "key=" in url
+    ]
     assert len(windows) == 3
     assert all("min_step" in query and "max_step" in query for query in windows)
     assert sorted(query["min_step"][0] for query in windows) == ["0", "0", "100"]

@@ -15,7 +15,6 @@ from panda.store.metrics import NewPoint
 from panda.store.models import SeriesRow
 
 MILLION = 1_000_000
-_ROWS_PER_INSERT = 10_000
 
 
 def _new_run(database: Database) -> int:
@@ -61,13 +60,11 @@ def _insert_points(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         cursor.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
         return
-    # PostgreSQL takes long multi-row INSERTs much faster than executemany.
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        values = ",".join(
-            f"({series},{step},{'NULL' if value is None else repr(value)},{time!r})"
-            for series, step, value, time in rows[start : start + _ROWS_PER_INSERT]
-        )
-        connection.exec_driver_sql(f"INSERT INTO points VALUES {values}")
+    # PostgreSQL loads fastest through COPY.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy("COPY points (series_id, step, value, time) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _blocks_table(database: Database) -> list[tuple[object, ...]]:

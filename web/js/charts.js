@@ -52,7 +52,8 @@ export function alignLines(lines) {
 }
 
 function axisValues(u, splits) {
-  return splits.map((value) => formatValue(value));
+  // A log axis hands null for the ticks it leaves unlabelled.
+  return splits.map((value) => (value === null || value === undefined ? "" : formatValue(value)));
 }
 
 /**

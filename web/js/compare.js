@@ -401,7 +401,11 @@ export class ComparePage {
     this.lrChart.root.hidden = lrLines.length === 0 && entries.length > 0;
     this.momentumChart.root.hidden = momentumLines.length === 0 && entries.length > 0;
     const markers = entries.flatMap((entry) => this.markersOf(entry));
-    for (const chart of this.charts) chart.setMarkers(markers);
+    this.metricChart.setMarkers(markers);
+    // The small charts keep the lines without labels, which would cover their step lines.
+    const unlabelled = markers.map((marker) => ({ ...marker, short: null }));
+    this.lrChart.setMarkers(unlabelled);
+    this.momentumChart.setMarkers(unlabelled);
     const totals = entries.map((entry) => entry.views.metric?.total || 0);
     this.metricChart.root.dataset.total = String(totals.reduce((a, b) => a + b, 0));
     for (const chart of this.charts) chart.root.dataset.detail = entries.some((e) => e.detail) ? "zoomed" : "overview";

@@ -1,0 +1,114 @@
+"""A real sweep of the digits demo from the command line, then a fork of its best.
+
+Eight one-epoch trials run two at a time against a real server; each is a
+``panda demo`` process that reads its params from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+SWEEP_TIMEOUT_S = 240
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only: the store is tested on PostgreSQL elsewhere, and this is slow."""
+    return f"sqlite:///{tmp_path / 'panda.db'}"
+
+
+def _panda(*args: str, home: Path, timeout_s: float = 60) -> str:
+    environment = {**os.environ, "PANDA_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    for name in ("PANDA_SWEEP", "PANDA_TRIAL", "PANDA_PARAMS", "PANDA_RESUME"):
+        environment.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "panda", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def _write_sweep(path: Path) -> None:
+    command = [sys.executable, "-m", "panda", "demo", "--epochs", "1", "--pace", "0"]
+    path.write_text(
+        "[sweep]\n"
+        'name = "digits-e2e"\n'
+        f"command = {json.dumps(command)}\n"
+        'strategy = "random"\n'
+        "trials = 8\n"
+        "parallel = 2\n"
+        'objective = "val/loss"\n'
+        "[space]\n"
+        "lr = { log_uniform = [0.003, 0.3] }\n"
+        "momentum = { one_minus_log_uniform = [0.5, 0.95] }\n"
+        "batch_size = 128\n",
+        encoding="utf-8",
+    )
+
+
+def test_sweep_of_digits_demo_ranks_trials_and_best_forks(
+    live_server: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "digits.toml"
+    _write_sweep(config)
+
+    output = _panda(
+        "sweep",
+        str(config),
+        "--server",
+        live_server,
+        home=tmp_path,
+        timeout_s=SWEEP_TIMEOUT_S,
+    )
+
+    with httpx.Client(base_url=live_server, timeout=10) as http:
+        sweeps = http.get("/api/sweeps").json()
+        assert [s["name"] for s in sweeps] == ["digits-e2e"]
+        sweep: dict[str, Any] = http.get(f"/api/sweeps/{sweeps[0]['id']}").json()
+        trials = sweep["trials"]
+        assert sweep["status"] == "finished"
+        assert len(trials) == 8
+        assert {t["status"] for t in trials} == {"finished"}
+        assert [t["rank"] for t in trials] == list(range(1, 9))
+        objectives = [t["objective"] for t in trials]
+        assert objectives == sorted(objectives)
+        assert "RANK" in output
+
+        best = trials[0]
+        run = http.get(f"/api/runs/{best['run']}").json()
+        assert run["config"]["sweep"] == {"id": sweep["id"], "trial": best["number"]}
+        assert run["config"]["lr"] == best["params"]["lr"]
+        assert run["config"]["batch_size"] == 128
+        assert run["last_values"]["val/loss"] == best["objective"]
+
+        forked = _panda(
+            "fork",
+            str(best["run"]),
+            "--set",
+            "lr=0.01",
+            "--server",
+            live_server,
+            home=tmp_path,
+        )
+        fork_id = int(forked.split()[1])
+        fork = http.get(f"/api/runs/{fork_id}").json()
+        nudges = http.get(f"/api/runs/{fork_id}/nudges").json()
+
+    assert fork["parent_run"] == best["run"]
+    assert fork["config"]["lr"] == 0.01
+    assert [(n["param"], n["value"], n["status"]) for n in nudges] == [
+        ("lr", 0.01, "pending")
+    ]
