@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="total steps (x3)")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    total_steps = args.steps or (8_000 if args.quick else 80_000)
-    levels = sorted(set([1, *args.runs]))
+    total_steps = args.steps or (4_000 if args.quick else 30_000)
+    levels = sorted({1, *args.runs})
     if args.quick:
         levels = [level for level in levels if level <= 4]
 
@@ -104,23 +104,35 @@ def main() -> None:
         peak_rss = server.peak_rss_mib()
     base_rate = None
     for level in levels:
-        picked = sorted(results[level], key=lambda r: r["wall"])[len(results[level]) // 2]
+        picked = sorted(results[level], key=lambda r: r["wall"])[
+            len(results[level]) // 2
+        ]
         rate = picked["points"] / picked["wall"]
         base_rate = base_rate or rate
         ok = "all" if picked["stored"] == picked["points"] else f"{picked['stored']:,}"
-        rows.append([
-            f"{level} run{'s' if level > 1 else ''}" + (" (baseline)" if level == 1 else ""),
-            picked["points"],
-            picked["wall"],
-            rate,
-            rate / base_rate,
-            f"{picked['fastest']:.2f}-{picked['slowest']:.2f}",
-            ok,
-        ])
+        rows.append(
+            [
+                f"{level} run{'s' if level > 1 else ''}"
+                + (" (baseline)" if level == 1 else ""),
+                picked["points"],
+                picked["wall"],
+                rate,
+                rate / base_rate,
+                f"{picked['fastest']:.2f}-{picked['slowest']:.2f}",
+                ok,
+            ]
+        )
     harness.print_table(
         "Concurrent ingest into one panda server (SQLite)",
-        ["runs at once", "points", "wall s", "points/s", "vs 1 run",
-         "per-run s", "stored"],
+        [
+            "runs at once",
+            "points",
+            "wall s",
+            "points/s",
+            "vs 1 run",
+            "per-run s",
+            "stored",
+        ],
         rows,
     )
     print(f"\nserver peak RSS during the runs: {peak_rss:.0f} MiB")

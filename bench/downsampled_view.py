@@ -29,10 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
 import numpy as np
-
-import harness
 
 KEY = "train/loss"
 MAX_POINTS = 2000
@@ -89,7 +88,7 @@ def timed(repeats: int, read: Callable[[], Any]) -> tuple[float, Any]:
 
 def check(steps: list[int], values: list[Any], marks: dict[str, int]) -> str:
     """Tell which of the spike, the dip and the NaN the reply kept."""
-    by_step = dict(zip(steps, values))
+    by_step = dict(zip(steps, values, strict=True))
     found = {
         "spike": by_step.get(marks["spike"]) == SPIKE,
         "dip": by_step.get(marks["dip"]) == DIP,
@@ -164,39 +163,75 @@ def main() -> None:
                 return metrics.read_series(session, line, KEY, max_points=max_points)
 
         full_ms, data = timed(max(1, repeats // 2), lambda: read_store(None))
-        rows.append(["store read_series, all points (baseline)", full_ms, 1.0,
-                     f"{len(data.steps)} pts"])
+        rows.append(
+            [
+                "store read_series, all points (baseline)",
+                full_ms,
+                1.0,
+                f"{len(data.steps)} pts",
+            ]
+        )
         ms, data = timed(repeats, lambda: read_store(MAX_POINTS))
-        rows.append([f"store read_series, max_points={MAX_POINTS}", ms, ms / full_ms,
-                     check(data.steps, data.values, marks)])
+        rows.append(
+            [
+                f"store read_series, max_points={MAX_POINTS}",
+                ms,
+                ms / full_ms,
+                check(data.steps, data.values, marks),
+            ]
+        )
 
-        with harness.panda_server(home) as server, httpx.Client(
-            base_url=server.url, timeout=60
-        ) as http:
+        with (
+            harness.panda_server(home) as server,
+            httpx.Client(base_url=server.url, timeout=60) as http,
+        ):
             path = f"/api/runs/{run_id}/metrics"
             ms_all, reply = timed(
-                max(1, repeats // 2), lambda: http.get(path, params={"key": KEY, "all": "true"})
+                max(1, repeats // 2),
+                lambda: http.get(path, params={"key": KEY, "all": "true"}),
             )
-            rows.append(["GET metrics, all points", ms_all, ms_all / full_ms,
-                         f"{len(reply.json()['steps'])} pts, "
-                         f"{len(reply.content) / 2**20:.1f} MiB"])
+            rows.append(
+                [
+                    "GET metrics, all points",
+                    ms_all,
+                    ms_all / full_ms,
+                    f"{len(reply.json()['steps'])} pts, "
+                    f"{len(reply.content) / 2**20:.1f} MiB",
+                ]
+            )
             params = {"key": KEY, "max_points": MAX_POINTS}
             ms_http, reply = timed(repeats, lambda: http.get(path, params=params))
             body = reply.json()
-            rows.append([f"GET metrics, max_points={MAX_POINTS}", ms_http,
-                         ms_http / full_ms, check(body["steps"], body["values"], marks)])
+            rows.append(
+                [
+                    f"GET metrics, max_points={MAX_POINTS}",
+                    ms_http,
+                    ms_http / full_ms,
+                    check(body["steps"], body["values"], marks),
+                ]
+            )
 
         ms, buckets = timed(repeats, lambda: sql_buckets(home, run_id, MAX_POINTS // 2))
-        rows.append(["alt: SQLite GROUP BY bucket min/max", ms, ms / full_ms,
-                     f"{len(buckets)} buckets"])
+        rows.append(
+            [
+                "alt: SQLite GROUP BY bucket min/max",
+                ms,
+                ms / full_ms,
+                f"{len(buckets)} buckets",
+            ]
+        )
         full = read_store(None)
         steps = np.asarray(full.steps, dtype=np.int64)
         values = np.asarray(full.values, dtype=np.float64)
-        ms, picked = timed(
-            repeats, lambda: bucket_min_max(values, MAX_POINTS // 2)
+        ms, picked = timed(repeats, lambda: bucket_min_max(values, MAX_POINTS // 2))
+        rows.append(
+            [
+                "alt: numpy min/max on in-memory arrays",
+                ms,
+                ms / full_ms,
+                check(steps[picked].tolist(), values[picked].tolist(), marks),
+            ]
         )
-        rows.append(["alt: numpy min/max on in-memory arrays", ms, ms / full_ms,
-                     check(steps[picked].tolist(), values[picked].tolist(), marks)])
         database.dispose()
 
     harness.print_table(
@@ -206,7 +241,9 @@ def main() -> None:
     )
     http_ms = rows[3][1]
     verdict = "met" if http_ms <= 20 else "MISSED"
-    print(f"\ntarget GET max_points={MAX_POINTS} <= 20 ms: {http_ms:.0f} ms -> {verdict}")
+    print(
+        f"\ntarget GET max_points={MAX_POINTS} <= 20 ms: {http_ms:.0f} ms -> {verdict}"
+    )
 
 
 if __name__ == "__main__":

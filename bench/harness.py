@@ -53,7 +53,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, *, timeout_s: float, process: subprocess.Popen[Any]) -> None:
+def wait_until_up(
+    url: str, *, timeout_s: float, process: subprocess.Popen[Any]
+) -> None:
     """Poll ``url`` until it answers; fail if ``process`` dies or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -200,7 +202,9 @@ def anchor_missing(name: str) -> str | None:
     return None
 
 
-def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     """Print a Markdown table as the script's last lines, with date and machine."""
     cores = os.cpu_count()
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -217,10 +221,15 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
     widths = [
         max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(header)
     ]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print(_line([str(h) for h in header], widths))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        print(_line(row, widths))
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+    return "| " + " | ".join(padded) + " |"
 
 
 def tree_state() -> str:
@@ -228,11 +237,17 @@ def tree_state() -> str:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO, capture_output=True, text=True, check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         changed = subprocess.run(
             ["git", "status", "--porcelain", "--", "panda", "migrations"],
-            cwd=REPO, capture_output=True, text=True, check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"

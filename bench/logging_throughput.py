@@ -50,9 +50,7 @@ def bench_panda(server: harness.Server, data: list) -> tuple[float, int, float]:
     """Return (seconds to finish, points stored, seconds spent inside log())."""
     import panda
 
-    run = panda.init(
-        "throughput", server=server.url, spool_dir=server.home / "spool"
-    )
+    run = panda.init("throughput", server=server.url, spool_dir=server.home / "spool")
     in_log_s = 0.0
     started = time.perf_counter()
     for step, values in data:
@@ -286,10 +284,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     harness.scratch_dir()  # before Aim is imported: see its docstring
-    steps = args.steps or (10_000 if args.quick else 100_000)
+    steps = args.steps or (10_000 if args.quick else 50_000)
     repeats = 1 if args.quick else args.repeats
-    # Anchors that make one request or one record per point get fewer points.
-    slow = {"per_call": 300 if args.quick else 1_000, "other": steps // 5}
+    # Anchors that make one request or one record per point get fewer points,
+    # sized so that each takes seconds, not minutes, on two busy cores.
+    scale = 0.2 if args.quick else 1.0
+    few = {
+        "per_call": int(150 * scale),
+        "async": int(1_500 * scale),
+        "batch": int(30_000 * scale),
+        "tensorboard": int(30_000 * scale),
+        "aim": int(3_000 * scale),
+    }
 
     data = make_points(steps)
     rows: list[list] = []
@@ -316,38 +322,79 @@ def main() -> None:
 
     if "mlflow" not in args.skip and not harness.anchor_missing("mlflow"):
         with harness.mlflow_server() as server:
-            few = data[: slow["per_call"] // 3]
-            secs, note = measure(1, lambda: bench_mlflow_per_call(server, few), 3 * len(few))
-            add("MLflow log_metric per point (server)", 3 * len(few), secs, note, 1)
-            some = data[: slow["other"]]
-            secs, note = measure(1, lambda: bench_mlflow_async(server, some), 3 * len(some))
-            add("MLflow async log_metrics (server)", 3 * len(some), secs, note, 1)
-            secs, note = measure(1, lambda: bench_mlflow_batch(server, data), 3 * steps)
-            add("MLflow log_batch of 1000 (server)", 3 * steps, secs, note, 1)
+            part = data[: few["per_call"] // 3]
+            secs, note = measure(
+                1, lambda: bench_mlflow_per_call(server, part), 3 * len(part)
+            )
+            add("MLflow log_metric per point (server)", 3 * len(part), secs, note, 1)
+            part = data[: few["async"] // 3]
+            secs, note = measure(
+                1, lambda: bench_mlflow_async(server, part), 3 * len(part)
+            )
+            add("MLflow async log_metrics (server)", 3 * len(part), secs, note, 1)
+            part = data[: few["batch"] // 3]
+            secs, note = measure(
+                1, lambda: bench_mlflow_batch(server, part), 3 * len(part)
+            )
+            add("MLflow log_batch of 1000 (server)", 3 * len(part), secs, note, 1)
     elif "mlflow" not in args.skip:
-        rows.append(["MLflow", 0, 0, float("nan"), float("nan"), float("nan"),
-                     harness.anchor_missing("mlflow")])
+        rows.append(
+            [
+                "MLflow",
+                0,
+                0,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                harness.anchor_missing("mlflow"),
+            ]
+        )
 
     if "tensorboard" not in args.skip and not harness.anchor_missing("tensorboard"):
-        some = data[: slow["other"]]
+        some = data[: few["tensorboard"] // 3]
         secs, note = measure(1, lambda: bench_tensorboard(some), 3 * len(some))
         add("TensorBoard add_scalar -> close()", 3 * len(some), secs, note, 1)
     elif "tensorboard" not in args.skip:
-        rows.append(["TensorBoard", 0, 0, float("nan"), float("nan"), float("nan"),
-                     harness.anchor_missing("tensorboard")])
+        rows.append(
+            [
+                "TensorBoard",
+                0,
+                0,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                harness.anchor_missing("tensorboard"),
+            ]
+        )
 
     if "aim" not in args.skip and not harness.anchor_missing("aim"):
-        some = data[: slow["other"]]
+        some = data[: few["aim"] // 3]
         secs, note = measure(1, lambda: bench_aim(some), 3 * len(some))
         add("Aim Run.track -> close()", 3 * len(some), secs, note, 1)
     elif "aim" not in args.skip:
-        rows.append(["Aim", 0, 0, float("nan"), float("nan"), float("nan"),
-                     harness.anchor_missing("aim")])
+        rows.append(
+            [
+                "Aim",
+                0,
+                0,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                harness.anchor_missing("aim"),
+            ]
+        )
 
     harness.print_table(
         "Logging throughput, log call to rows in the store",
-        ["contender", "points", "repeats", "median s", "points/s", "vs raw sqlite",
-         "note"],
+        [
+            "contender",
+            "points",
+            "repeats",
+            "median s",
+            "points/s",
+            "vs raw sqlite",
+            "note",
+        ],
         rows,
     )
     panda_rows = [row for row in rows if row[0].startswith("panda")]

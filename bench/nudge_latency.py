@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import random
 import statistics
 import tempfile
@@ -27,9 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import harness
+import httpx
 
 
 def nudger(url: str, run_id: int, count: int, posted: dict[int, float]) -> None:
@@ -76,8 +76,9 @@ def main() -> None:
     count = args.nudges or (3 if args.quick else 12)
     step_s = args.step_ms / 1000
 
-    import panda
     import torch
+
+    import panda
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -110,8 +111,10 @@ def main() -> None:
                 optimizer.step()
                 run.log({"loss": loss}, step=step)
                 time.sleep(max(0.0, step_s - (time.perf_counter() - work_started)))
-                if not thread.is_alive() and len(posted) == count and (
-                    time.time() - max(posted.values()) > 1.0
+                if (
+                    not thread.is_alive()
+                    and len(posted) == count
+                    and (time.time() - max(posted.values()) > 1.0)
                 ):
                     break
         run.flush()
@@ -120,7 +123,7 @@ def main() -> None:
         run.finish()
 
     measured_step_ms = statistics.median(
-        (b - a) * 1000 for a, b in zip(began, began[1:])
+        (b - a) * 1000 for a, b in itertools.pairwise(began)
     )
     latencies, steps_waited, to_inbox = [], [], []
     for nudge in nudges:
@@ -147,23 +150,33 @@ def main() -> None:
             f"{statistics.median(beyond):.0f} / {max(beyond):.0f}",
         ],
     ]
-    rows.append([
-        "  of which POST -> client inbox",
-        f"{len(to_inbox)}/{count}",
-        statistics.median(to_inbox) if to_inbox else float("nan"),
-        max(to_inbox) if to_inbox else float("nan"),
-        "",
-        "",
-    ])
+    rows.append(
+        [
+            "  of which POST -> client inbox",
+            f"{len(to_inbox)}/{count}",
+            statistics.median(to_inbox) if to_inbox else float("nan"),
+            max(to_inbox) if to_inbox else float("nan"),
+            "",
+            "",
+        ]
+    )
     harness.print_table(
         f"Nudge latency, babysat loop at {args.step_ms:g} ms a step",
-        ["what", "nudges", "median ms", "max ms", "steps med/max",
-         "ms beyond 1 step med/max"],
+        [
+            "what",
+            "nudges",
+            "median ms",
+            "max ms",
+            "steps med/max",
+            "ms beyond 1 step med/max",
+        ],
         rows,
     )
     worst = max(beyond)
     verdict = "met" if worst <= 100 else "MISSED"
-    print(f"\ntarget within one step + 100 ms: worst {worst:.0f} ms beyond -> {verdict}")
+    print(
+        f"\ntarget within one step + 100 ms: worst {worst:.0f} ms beyond -> {verdict}"
+    )
 
 
 if __name__ == "__main__":

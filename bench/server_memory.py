@@ -21,9 +21,8 @@ import threading
 import time
 from typing import Any
 
-import httpx
-
 import harness
+import httpx
 
 KEYS = ("train/loss", "train/acc", "lr")
 BATCH_POINTS = 5000
@@ -39,7 +38,9 @@ def bodies(total_points: int, out: queue.Queue[bytes | None]) -> None:
         for step in range(low, min(total_steps, low + steps_per_batch)):
             loss = 2.0 / (1.0 + 1e-5 * step) + (step % 97) * 1e-4
             points.append({"key": KEYS[0], "step": step, "value": loss, "time": now})
-            points.append({"key": KEYS[1], "step": step, "value": 1 - loss / 3, "time": now})
+            points.append(
+                {"key": KEYS[1], "step": step, "value": 1 - loss / 3, "time": now}
+            )
             points.append({"key": KEYS[2], "step": step, "value": 0.1, "time": now})
         out.put(json.dumps({"points": points}).encode())
     out.put(None)
@@ -53,9 +54,10 @@ def main() -> None:
     total = args.points or (300_000 if args.quick else 10_000_000)
 
     rows: list[list[Any]] = []
-    with harness.panda_server() as server, httpx.Client(
-        base_url=server.url, timeout=120
-    ) as http:
+    with (
+        harness.panda_server() as server,
+        httpx.Client(base_url=server.url, timeout=120) as http,
+    ):
         time.sleep(1.0)
         idle = server.rss_mib()
         rows.append(["idle after start (baseline)", 0, idle, server.peak_rss_mib(), ""])
@@ -75,18 +77,30 @@ def main() -> None:
             if marks and sent >= marks[0]:
                 marks.pop(0)
                 rate = sent / (time.perf_counter() - started)
-                rows.append([f"after ingesting {sent:,} points", sent,
-                             server.rss_mib(), server.peak_rss_mib(),
-                             f"{rate:,.0f} points/s so far"])
+                rows.append(
+                    [
+                        f"after ingesting {sent:,} points",
+                        sent,
+                        server.rss_mib(),
+                        server.peak_rss_mib(),
+                        f"{rate:,.0f} points/s so far",
+                    ]
+                )
         ingest_s = time.perf_counter() - started
 
         read_started = time.perf_counter()
         reply = http.get(path, params={"key": KEYS[0], "max_points": 2000})
         read_ms = (time.perf_counter() - read_started) * 1000
         series_points = reply.json()["total"]
-        rows.append([f"after GET max_points=2000 of {series_points:,} points",
-                     sent, server.rss_mib(), server.peak_rss_mib(),
-                     f"the GET took {read_ms:,.0f} ms"])
+        rows.append(
+            [
+                f"after GET max_points=2000 of {series_points:,} points",
+                sent,
+                server.rss_mib(),
+                server.peak_rss_mib(),
+                f"the GET took {read_ms:,.0f} ms",
+            ]
+        )
 
     harness.print_table(
         f"panda serve memory, {total:,} points into one run in {ingest_s:.0f} s",
@@ -95,8 +109,10 @@ def main() -> None:
     )
     after_ingest = rows[-2][2]
     verdict = "met" if after_ingest <= 200 else "MISSED"
-    print(f"\ntarget RSS <= 200 MiB after ingest: {after_ingest:.0f} MiB -> {verdict}"
-          f" (peak {rows[-1][3]:.0f} MiB incl. the downsampled read)")
+    print(
+        f"\ntarget RSS <= 200 MiB after ingest: {after_ingest:.0f} MiB -> {verdict}"
+        f" (peak {rows[-1][3]:.0f} MiB incl. the downsampled read)"
+    )
 
 
 if __name__ == "__main__":

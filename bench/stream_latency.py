@@ -21,9 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 import harness
+import httpx
 
 KEY = "train/loss"
 
@@ -39,9 +38,10 @@ class StreamWatcher(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as http, http.stream(
-            "GET", self.url
-        ) as response:
+        with (
+            httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as http,
+            http.stream("GET", self.url) as response,
+        ):
             event = None
             self.ready.set()
             for line in response.iter_lines():

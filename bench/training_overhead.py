@@ -26,7 +26,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import harness
@@ -155,7 +154,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[])
     args = parser.parse_args()
     harness.scratch_dir()  # before Aim is imported: see its docstring
-    steps = args.steps or (300 if args.quick else 1500)
+    steps = args.steps or (150 if args.quick else 500)
     repeats = 1 if args.quick else args.repeats
 
     import torch
@@ -197,7 +196,9 @@ def main() -> None:
         for _ in range(repeats):
             for name, make in contenders.items():
                 with make() as log:
-                    samples[name].append(train(torch, steps, log or accuracy_only, parts))
+                    samples[name].append(
+                        train(torch, steps, log or accuracy_only, parts)
+                    )
 
     base = statistics.median(samples["no logging (baseline)"])
     rows: list[list[Any]] = []

@@ -100,7 +100,7 @@ def load_checkpoint(path: Path, *, sha256: str | None = None) -> dict[str, Any]:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
         # A truncated or foreign file: torch reports a broken zip archive or
         # pickle stream. Never take it for a checkpoint.
         raise CheckpointNotFound(

@@ -25,7 +25,7 @@ from tests.client.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERY = 4
-BALLAST_FLOATS = 48 * 2**20  # 192 MiB of model state: writing it takes a while
+BALLAST_FLOATS = 16 * 2**20  # 64 MiB of model state: writing it takes a while
 SCRIPT = """
 import sys, torch, panda
 url, checkpoint_dir = sys.argv[1], sys.argv[2]

@@ -8,6 +8,7 @@ import { ComparePage } from "./compare.js";
 import { NudgeReviewPage } from "./review.js";
 import { RunPage } from "./run.js";
 import { RunsPage } from "./runs.js";
+import { SweepPage, SweepsPage } from "./sweep.js";
 import { el, formatAgo } from "./format.js";
 
 const main = document.getElementById("main");
@@ -29,6 +30,12 @@ function route() {
   }
   if (parts[0] === "runs" && /^\d+$/.test(parts[1] || "") && parts.length === 2) {
     return new RunPage(main, Number(parts[1]), { setLive });
+  }
+  if (parts[0] === "sweeps" && parts.length === 1) {
+    return new SweepsPage(main, { setLive });
+  }
+  if (parts[0] === "sweeps" && /^\d+$/.test(parts[1] || "") && parts.length === 2) {
+    return new SweepPage(main, Number(parts[1]), { setLive });
   }
   if (parts[0] === "compare" && parts.length === 1) {
     return new ComparePage(main, hash, { setLive });
