@@ -20,7 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
-    field_validator,
+    model_validator,
 )
 
 STEP_MAX = 2**63 - 1
@@ -62,12 +62,23 @@ def decode_value(value: float | str) -> float:
 WireFloat = Annotated[float, PlainSerializer(encode_value, return_type=Any)]
 """A float that may be non-finite and serialises to JSON-safe form."""
 
+# Visible text: no control characters, and not only white space. Checked by
+# pydantic's compiled regex, not Python code, because a batch holds 100k keys.
+_KEY_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 MetricKey = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=METRIC_KEY_MAX_CHARS, strip_whitespace=False
+        min_length=1,
+        max_length=METRIC_KEY_MAX_CHARS,
+        strip_whitespace=False,
+        pattern=_KEY_PATTERN,
     ),
 ]
+WireValue = Annotated[
+    float | Literal["NaN", "Infinity", "-Infinity"],
+    Field(union_mode="left_to_right"),
+]
+"""A metric value as it arrives: a number, or the string form of a non-finite one."""
 Step = Annotated[int, Field(ge=0, le=STEP_MAX)]
 Id = Annotated[int, Field(ge=1, le=STEP_MAX)]
 """An id of a run, branch, nudge or checkpoint (a signed 64-bit integer)."""
@@ -119,33 +130,63 @@ class RunOut(BaseModel):
 
 
 class Point(_Model):
+    """One metric value at one step. ``value`` may be "NaN", "Infinity" or
+    "-Infinity"; ``float(point.value)`` reads every form."""
+
     key: MetricKey
     step: Step
-    value: float
+    value: WireValue
     time: float | None = Field(
         default=None, description="seconds since the Unix epoch; server time if absent"
     )
 
-    @field_validator("value", mode="before")
-    @classmethod
-    def _read_value(cls, value: Any) -> Any:
-        return decode_value(value) if isinstance(value, str) else value
 
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, key: str) -> str:
-        if not key.strip() or any(ord(char) < 32 for char in key):
-            raise ValueError("metric key must be visible text without control characters")
-        return key
+POINTS_PER_BATCH_MAX = 1_000_000
+
+
+class PointColumns(_Model):
+    """One metric's points as parallel columns: the compact form of a batch."""
+
+    steps: list[Step]
+    values: list[WireValue]
+    times: list[float] | None = Field(
+        default=None, description="seconds since the Unix epoch; server time if absent"
+    )
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> PointColumns:
+        lengths = {len(self.steps), len(self.values)}
+        if self.times is not None:
+            lengths.add(len(self.times))
+        if len(lengths) > 1:
+            raise ValueError("steps, values and times must have the same length")
+        return self
 
 
 class PointBatch(_Model):
-    """Body of ``POST /api/runs/{run}/metrics``."""
+    """Body of ``POST /api/runs/{run}/metrics``.
 
-    points: list[Point] = Field(max_length=100_000)
+    Points come as a list of objects (``points``), as parallel columns per
+    metric (``columns``, what panda's client sends: validating it costs a
+    twentieth of the list form), or both.
+    """
+
+    points: list[Point] = Field(default_factory=list, max_length=100_000)
+    columns: dict[MetricKey, PointColumns] = Field(default_factory=dict)
     branch: Id | None = Field(
-        default=None, description="branch the points belong to; the run's current one if absent"
+        default=None,
+        description="branch the points belong to; the run's current one if absent",
     )
+
+    @model_validator(mode="after")
+    def _check_size(self) -> PointBatch:
+        total = len(self.points) + sum(len(c.steps) for c in self.columns.values())
+        if total > POINTS_PER_BATCH_MAX:
+            raise ValueError(
+                f"a batch holds at most {POINTS_PER_BATCH_MAX} points, got {total}; "
+                "split it"
+            )
+        return self
 
 
 class PointBatchAccepted(BaseModel):

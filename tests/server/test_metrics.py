@@ -168,3 +168,36 @@ def test_get_metrics_bad_view_returns_422(
     path = f"/runs/{run['id']}/metrics"
     detail = api.ok("GET", path, 422, params={"key": "loss", **params})
     assert where in detail["detail"]
+
+
+def test_post_metrics_columns_store_like_points(api: Api) -> None:
+    run = api.run()
+    columns = {
+        "loss": {"steps": [0, 1, 2], "values": [1.5, "NaN", "-Infinity"]},
+        "acc": {"steps": [2], "values": [0.5], "times": [1_700_000_000.0]},
+    }
+    reply = api.ok("POST", f"/runs/{run['id']}/metrics", json={"columns": columns})
+
+    assert reply == {"received": 4, "stored": 4}
+    loss = api.ok("GET", f"/runs/{run['id']}/metrics", params={"key": "loss"})
+    assert loss["values"] == [1.5, "NaN", "-Infinity"]
+    acc = api.ok("GET", f"/runs/{run['id']}/metrics", params={"key": "acc"})
+    assert acc["times"] == [1_700_000_000.0]
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"steps": [0, 1], "values": [1.0]}, "same length"),
+        ({"steps": [-1], "values": [1.0]}, "greater than or equal to 0"),
+        ({"steps": [0], "values": ["many"]}, "body.columns.loss.values.0"),
+    ],
+)
+def test_post_metrics_bad_columns_rejected_with_reason(
+    api: Api, column: dict[str, object], message: str
+) -> None:
+    run = api.run()
+    reply = api.ok(
+        "POST", f"/runs/{run['id']}/metrics", 422, json={"columns": {"loss": column}}
+    )
+    assert message in reply["detail"]

@@ -64,7 +64,15 @@ def append_points(
 ) -> PointBatchAccepted:
     """Store a batch of points; a point already stored keeps its first value."""
     run = runs.get_run(session, run_id)
-    points = [NewPoint(p.key, p.step, p.value, p.time) for p in body.points]
+    points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
+    for key, columns in body.columns.items():
+        times = columns.times or [None] * len(columns.steps)
+        points.extend(
+            NewPoint(key, step, float(value), point_time)
+            for step, value, point_time in zip(
+                columns.steps, columns.values, times, strict=True
+            )
+        )
     ingest = metrics.append_points(session, run, points, body.branch)
     _publish_points(hub, run_id, ingest)
     if ingest.stored or ingest.revived:
