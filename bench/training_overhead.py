@@ -47,11 +47,20 @@ def make_model(torch: Any) -> tuple[Any, Any, list[tuple[Any, Any]]]:
     return model, optimizer, data
 
 
-def train(torch: Any, steps: int, log: LogFn | None, parts: tuple) -> float:
-    """Train ``steps`` steps; return the mean seconds per step."""
+def train(
+    torch: Any, steps: int, log: LogFn | None, parts: tuple
+) -> tuple[float, float]:
+    """Train ``steps`` steps; return mean wall and training-thread CPU s per step.
+
+    The CPU time of the training thread alone (``time.thread_time``; torch runs
+    its ops in this thread with one intra-op thread) is what logging costs the
+    step directly, and it is far less disturbed by other load on the machine
+    than the wall time is.
+    """
     model, optimizer, data = parts
     loss_fn = torch.nn.functional.cross_entropy
     started = time.perf_counter()
+    cpu_started = time.thread_time()
     for step in range(steps):
         inputs, labels = data[step % len(data)]
         logits = model(inputs)
@@ -62,7 +71,8 @@ def train(torch: Any, steps: int, log: LogFn | None, parts: tuple) -> float:
         if log is not None:
             acc = (logits.detach().argmax(1) == labels).float().mean()
             log(step, loss.detach(), acc, optimizer.param_groups[0]["lr"])
-    return (time.perf_counter() - started) / steps
+    wall_s = (time.perf_counter() - started) / steps
+    return wall_s, (time.thread_time() - cpu_started) / steps
 
 
 def accuracy_only(step: int, loss: Any, acc: Any, lr: float) -> None:
@@ -192,7 +202,7 @@ def main() -> None:
             else:
                 contenders["Aim Run.track"] = aim_logger
 
-        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        samples: dict[str, list[tuple[float, float]]] = {n: [] for n in contenders}
         for _ in range(repeats):
             for name, make in contenders.items():
                 with make() as log:
@@ -200,24 +210,44 @@ def main() -> None:
                         train(torch, steps, log or accuracy_only, parts)
                     )
 
-    base = statistics.median(samples["no logging (baseline)"])
+    base = statistics.median(wall for wall, _ in samples["no logging (baseline)"])
+    base_cpu = statistics.median(cpu for _, cpu in samples["no logging (baseline)"])
     rows: list[list[Any]] = []
     for name, values in samples.items():
-        step_ms = statistics.median(values) * 1000
-        overhead = (step_ms / 1000 - base) / base * 100
-        spread = (max(values) - min(values)) * 1000
-        rows.append([name, step_ms, step_ms - base * 1000, overhead, spread])
+        walls = [wall for wall, _ in values]
+        step_s = statistics.median(walls)
+        cpu_s = statistics.median(cpu for _, cpu in values)
+        rows.append(
+            [
+                name,
+                step_s * 1000,
+                (step_s - base) / base * 100,
+                (max(walls) - min(walls)) * 1000,
+                cpu_s * 1000,
+                (cpu_s - base_cpu) / base_cpu * 100,
+            ]
+        )
     for name, why in notes.items():
-        rows.append([name, float("nan"), float("nan"), float("nan"), why])
+        rows.append([name, *[float("nan")] * 4, why])
     harness.print_table(
         f"Training-step overhead, MLP 256-512-512-10, batch 128, {steps} steps, "
         f"torch threads {args.threads}",
-        ["logger", "step ms", "+ms/step", "overhead %", "spread ms"],
+        [
+            "logger",
+            "wall ms/step",
+            "wall overhead %",
+            "wall spread ms",
+            "train-thread CPU ms/step",
+            "CPU overhead %",
+        ],
         rows,
     )
-    overhead = rows[1][3]
-    verdict = "met" if overhead <= 1.0 else "MISSED"
-    print(f"\ntarget panda overhead <= 1% of step time: {overhead:.2f}% -> {verdict}")
+    wall, cpu = rows[1][2], rows[1][5]
+    verdict = "met" if max(wall, cpu) <= 1.0 else "MISSED"
+    print(
+        f"\ntarget panda overhead <= 1% of step time: wall {wall:.2f}%, "
+        f"training-thread CPU {cpu:.2f}% -> {verdict}"
+    )
 
 
 if __name__ == "__main__":

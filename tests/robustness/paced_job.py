@@ -9,6 +9,7 @@ stops after ``--steps`` steps, or earlier once the ``--stop-file`` exists.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--stop-file", default=None)
     args = parser.parse_args()
+    # The job's log shows the client's warnings and errors, if any.
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
