@@ -74,6 +74,8 @@ MetricKey = Annotated[
         pattern=_KEY_PATTERN,
     ),
 ]
+PointTime = Annotated[float, Field(allow_inf_nan=False)]
+"""When a point was logged, in seconds since the Unix epoch: always finite."""
 WireValue = Annotated[
     float | Literal["NaN", "Infinity", "-Infinity"],
     Field(union_mode="left_to_right"),
@@ -136,7 +138,7 @@ class Point(_Model):
     key: MetricKey
     step: Step
     value: WireValue
-    time: float | None = Field(
+    time: PointTime | None = Field(
         default=None, description="seconds since the Unix epoch; server time if absent"
     )
 
@@ -149,7 +151,7 @@ class PointColumns(_Model):
 
     steps: list[Step]
     values: list[WireValue]
-    times: list[float] | None = Field(
+    times: list[PointTime] | None = Field(
         default=None, description="seconds since the Unix epoch; server time if absent"
     )
 

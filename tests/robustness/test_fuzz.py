@@ -161,12 +161,6 @@ def test_hand_picked_bodies_get_4xx_and_leave_reads_working(live_server: str) ->
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.xfail(
-    reason="panda/protocol.py Point.time accepts NaN and infinity: SQLite's NOT "
-    "NULL on points.time fails inside store/db.py executemany_raw, PostgreSQL "
-    "stores the point and routes/metrics.py _json(allow_nan=False) then fails",
-    strict=True,
-)
 def test_point_with_non_finite_time_returns_422(live_server: str) -> None:
     with httpx.Client(base_url=f"{live_server}/api", timeout=10) as api:
         run = _seed_run(api)
