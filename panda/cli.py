@@ -30,7 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _setup_logging(debug: bool) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"
+        )
     )
     root = logging.getLogger("panda")
     root.handlers[:] = [handler]
@@ -152,7 +154,9 @@ def _url_host(host: str) -> str:
 
 @cli.command()
 @_server_option
-@click.option("--epochs", default=None, type=int, help="Epochs to train [default: 100].")
+@click.option(
+    "--epochs", default=None, type=int, help="Epochs to train [default: 100]."
+)
 @click.option("--lr", default=0.05, show_default=True, type=float, help="Initial α.")
 @click.option("--momentum", default=0.9, show_default=True, type=float)
 @click.option(
@@ -163,7 +167,9 @@ def _url_host(host: str) -> str:
     help="Training steps per second, so a person can follow; 0 trains flat out.",
 )
 @click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=int)
-@click.option("--db", default=None, metavar="URL", help="Database of the demo's server.")
+@click.option(
+    "--db", default=None, metavar="URL", help="Database of the demo's server."
+)
 @click.option("--name", default="digits-cnn", show_default=True, help="Run name.")
 def demo(
     server: str | None,
@@ -219,7 +225,8 @@ def runs(server: str | None, status: str | None, as_json: bool) -> None:
     click.echo(f"{'ID':>4}  {'NAME':<24} {'STATUS':<9} {'STEP':>8}  LAST VALUES")
     for run in found:
         values = ", ".join(
-            f"{key}={_short(value)}" for key, value in sorted(run["last_values"].items())
+            f"{key}={_short(value)}"
+            for key, value in sorted(run["last_values"].items())
         )
         step = "" if run["last_step"] is None else str(run["last_step"])
         click.echo(
@@ -325,14 +332,19 @@ def resume(run: int, server: str | None, dry_run: bool) -> None:
     found = api.request("GET", f"/runs/{run}")
     command, cwd = found.get("command"), found.get("cwd")
     if not command:
-        _fail(f"run {run} did not record its command; relaunch the script yourself "
-              f"with PANDA_RESUME={run} set")
+        _fail(
+            f"run {run} did not record its command; relaunch the script yourself "
+            f"with PANDA_RESUME={run} set"
+        )
     if found["status"] == "running":
-        _fail(f"run {run} is still running; stop its process first, or wait until "
-              "it is marked crashed")
+        _fail(
+            f"run {run} is still running; stop its process first, or wait until "
+            "it is marked crashed"
+        )
     if dry_run:
-        click.echo(f"cd {cwd} && PANDA_RESUME={run} PANDA_URL={api.url} "
-                   + " ".join(command))
+        click.echo(
+            f"cd {cwd} && PANDA_RESUME={run} PANDA_URL={api.url} " + " ".join(command)
+        )
         return
     environment = {**os.environ, "PANDA_RESUME": str(run), "PANDA_URL": api.url}
     click.echo(f"resuming run {run}: {' '.join(command)}", err=True)
@@ -351,13 +363,29 @@ def resume(run: int, server: str | None, dry_run: bool) -> None:
     help="x axis: step, wall-clock time, or time since each run started.",
 )
 @click.option("--log-y", is_flag=True, help="Logarithmic y axis.")
-@click.option("--smooth", "smoothing", default=0.0, show_default=True, type=float,
-              help="Exponential moving average weight in [0, 1).")
-@click.option("--size", default="1000x600", show_default=True, metavar="WxH",
-              help="Image size in pixels.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("panda-plot.png"), show_default=True,
-              help="Image to write; .png or .svg.")
+@click.option(
+    "--smooth",
+    "smoothing",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Exponential moving average weight in [0, 1).",
+)
+@click.option(
+    "--size",
+    default="1000x600",
+    show_default=True,
+    metavar="WxH",
+    help="Image size in pixels.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("panda-plot.png"),
+    show_default=True,
+    help="Image to write; .png or .svg.",
+)
 @_server_option
 def plot(
     run_ids: Sequence[int],
@@ -403,14 +431,27 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 @cli.command()
 @click.argument("run", type=int)
-@click.option("--format", "file_format", type=click.Choice(["csv", "json"]),
-              default="csv", show_default=True)
-@click.option("--what", type=click.Choice(["metrics", "nudges"]), default=None,
-              help="Only the metric points or only the nudge history "
-                   "[default: metrics for CSV, both for JSON].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="File to write, - for stdout "
-                                 "[default: run-RUN-WHAT.FORMAT].")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+)
+@click.option(
+    "--what",
+    type=click.Choice(["metrics", "nudges"]),
+    default=None,
+    help="Only the metric points or only the nudge history "
+    "[default: metrics for CSV, both for JSON].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write, - for stdout [default: run-RUN-WHAT.FORMAT].",
+)
 @_server_option
 def export(
     run: int,
@@ -430,8 +471,9 @@ def export(
         return
     if output is None:
         part = what or ("metrics" if file_format == "csv" else None)
-        output = Path(f"run-{run}-{part}.{file_format}" if part
-                      else f"run-{run}.{file_format}")
+        output = Path(
+            f"run-{run}-{part}.{file_format}" if part else f"run-{run}.{file_format}"
+        )
     output.write_bytes(body)
     click.echo(f"wrote {output}")
 

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     db: str | None = Field(
-        default=None, description="SQLAlchemy URL; SQLite in the data directory if unset"
+        default=None,
+        description="SQLAlchemy URL; SQLite in the data directory if unset",
     )
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -40,10 +40,13 @@ class DigitsCNN(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * 16, 10))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * 16, 10)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+        logits: torch.Tensor = self.head(self.features(images))
+        return logits
 
 
 def load_digits_split(
@@ -197,9 +200,14 @@ def main(
         click.echo(f"dashboard: {server}/", err=True)
         run = panda.init(
             name=name,
-            config={"lr": lr, "momentum": momentum, "epochs": epochs,
-                    "batch_size": batch_size, "model": "DigitsCNN",
-                    "device": str(device)},
+            config={
+                "lr": lr,
+                "momentum": momentum,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "model": "DigitsCNN",
+                "device": str(device),
+            },
             server=server,
         )
         click.echo(
@@ -208,9 +216,17 @@ def main(
             err=True,
         )
         try:
-            train(run, epochs=epochs, lr=lr, momentum=momentum, pace=pace,
-                  device=device, batch_size=batch_size,
-                  final_checkpoint=trial is not None, progress=trial is None)
+            train(
+                run,
+                epochs=epochs,
+                lr=lr,
+                momentum=momentum,
+                pace=pace,
+                device=device,
+                batch_size=batch_size,
+                final_checkpoint=trial is not None,
+                progress=trial is None,
+            )
         except KeyboardInterrupt:
             run.finish(status="failed")
             click.echo(f"\nstopped; resume with `panda resume {run.id}`", err=True)
@@ -231,7 +247,10 @@ def _serving(*, port: int, db: str | None) -> Iterator[str]:
 
     from panda.server.app import create_app
 
-    settings = config.Settings(port=port, **({"db": db} if db else {}))
+    # Leave db out when unset, so PANDA_DB from the environment still applies.
+    settings = (
+        config.Settings(port=port) if db is None else config.Settings(port=port, db=db)
+    )
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -245,7 +264,9 @@ def _serving(*, port: int, db: str | None) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:

@@ -193,7 +193,9 @@ class PointBatch(_Model):
 
 class PointBatchAccepted(BaseModel):
     received: int
-    stored: int = Field(description="points that were new; a resent point is not stored twice")
+    stored: int = Field(
+        description="points that were new; a resent point is not stored twice"
+    )
 
 
 class Series(BaseModel):
@@ -254,7 +256,9 @@ class NudgeOut(BaseModel):
     applied_at: datetime | None
     applied_step: int | None
     checkpoint: int | None
-    undoes: int | None = Field(default=None, description="for an undo, the nudge it takes back")
+    undoes: int | None = Field(
+        default=None, description="for an undo, the nudge it takes back"
+    )
     branch: int | None = None
 
 

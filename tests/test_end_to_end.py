@@ -59,8 +59,16 @@ def server_url(panda_home: Path, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "panda", "serve", "--port", str(port),
-         "--home", str(panda_home)],
+        [
+            sys.executable,
+            "-m",
+            "panda",
+            "serve",
+            "--port",
+            str(port),
+            "--home",
+            str(panda_home),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -95,8 +103,20 @@ def demo_job(
     environment = {**os.environ, "PANDA_HOME": str(panda_home)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "panda", "demo", "--server", server_url,
-             "--epochs", str(EPOCHS), "--pace", "40", "--name", "e2e"],
+            [
+                sys.executable,
+                "-m",
+                "panda",
+                "demo",
+                "--server",
+                server_url,
+                "--epochs",
+                str(EPOCHS),
+                "--pace",
+                "40",
+                "--name",
+                "e2e",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment,
@@ -144,7 +164,9 @@ def test_nudge_over_rest_is_applied_to_real_training(
     by_step = dict(zip(lr["steps"], lr["values"], strict=True))
     assert by_step[applied_step - 1] == pytest.approx(0.05)
     assert all(
-        value == pytest.approx(0.01) for step, value in by_step.items() if step >= applied_step
+        value == pytest.approx(0.01)
+        for step, value in by_step.items()
+        if step >= applied_step
     )
 
     checkpoints = api.get(f"/runs/{run_id}/checkpoints").json()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,14 +196,6 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
 
 
 def _parse_toml(text: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 has no tomllib
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise ValueError(
-                "reading TOML on Python 3.10 needs the 'tomli' package; "
-                "install it or write the sweep as JSON"
-            ) from None
+    import tomllib
+
     return tomllib.loads(text)

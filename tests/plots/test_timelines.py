@@ -28,13 +28,17 @@ def test_plot_timelines_two_runs_draws_one_line_each(align: str) -> None:
         align=align,  # type: ignore[arg-type]
     )
     metric_ax = figure.axes[0]
-    labelled = [line for line in metric_ax.get_lines() if not line.get_label().startswith("_")]
+    labelled = [
+        line for line in metric_ax.get_lines() if not line.get_label().startswith("_")
+    ]
     assert [line.get_label() for line in labelled] == ["run 1", "run 2"]
     assert metric_ax.get_ylabel() == "loss"
 
 
 def test_render_png_has_requested_size() -> None:
-    figure = plot_timelines([make_timeline("a", 1.0)], metric="loss", figsize=(8, 5), dpi=50)
+    figure = plot_timelines(
+        [make_timeline("a", 1.0)], metric="loss", figsize=(8, 5), dpi=50
+    )
     image = imread(io.BytesIO(render(figure, "png")), format="png")
     assert image.shape[:2] == (250, 400)
 

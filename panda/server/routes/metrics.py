@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -66,7 +67,9 @@ def append_points(
     run = runs.get_run(session, run_id)
     points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
     for key, columns in body.columns.items():
-        times = columns.times or [None] * len(columns.steps)
+        times: Sequence[float | None] = (
+            columns.times if columns.times is not None else [None] * len(columns.steps)
+        )
         points.extend(
             NewPoint(key, step, float(value), point_time)
             for step, value, point_time in zip(
