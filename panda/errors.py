@@ -1,14 +1,14 @@
 """Errors panda raises that a user can act on.
 
-    PandaError
-    ├── ServerUnavailable   the panda server cannot be reached
-    ├── RunNotFound         no run with that id
-    ├── NudgeNotFound       no nudge with that id on that run
-    ├── CheckpointNotFound  no usable checkpoint with that id on that run
-    ├── InvalidNudge        a nudge that can never be applied (unknown param, bad value)
-    ├── RunNotActive        the run has ended and takes no more nudges or points
-    ├── Conflict            the request clashes with the state it would change
-    └── SchemaOutdated      the database schema is newer than this version of panda
+PandaError
+├── ServerUnavailable   the panda server cannot be reached
+├── RunNotFound         no run with that id
+├── NudgeNotFound       no nudge with that id on that run
+├── CheckpointNotFound  no usable checkpoint with that id on that run
+├── InvalidNudge        a nudge that can never be applied (unknown param, bad value)
+├── RunNotActive        the run has ended and takes no more nudges or points
+├── Conflict            the request clashes with the state it would change
+└── SchemaOutdated      the database schema is newer than this version of panda
 """
 
 from __future__ import annotations

@@ -6,37 +6,32 @@ import contextlib
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+
+from tests.processes import Served, wait_for
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 45  # ceil(1437 training digits / batch of 32)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def panda_home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
 
 
-def wait_for(
-    condition: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+@pytest.fixture
+def server_url(panda_home: Path) -> Iterator[str]:
+    served = Served(panda_home).start()
+    try:
+        yield served.url
+    finally:
+        served.stop()
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -47,47 +42,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-
-
-@pytest.fixture
-def panda_home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def server_url(panda_home: Path, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "panda",
-            "serve",
-            "--port",
-            str(port),
-            "--home",
-            str(panda_home),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "server.log").read_text())
-        try:
-            return httpx.get(f"{url}/api/runs", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(answers, timeout_s=30, what="panda serve to answer")
-        yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 @pytest.fixture

@@ -97,22 +97,33 @@ def insert_ignoring_duplicates(
 
 
 def executemany_raw(
-    session: Session, statement: ClauseElement, rows: Sequence[dict[str, Any]]
+    session: Session,
+    statement: ClauseElement,
+    rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+    names: Sequence[str] | None = None,
 ) -> None:
     """Run ``statement`` once per row straight on the DBAPI cursor.
 
     For hot paths with plain int, float and None parameters: it skips
     SQLAlchemy's per-row parameter processing, which costs more than the
-    database itself on large batches. It joins the session's transaction.
+    database itself on large batches. Rows are dicts, or tuples whose values
+    follow ``names``; tuples already in the statement's positional order go
+    to the driver as they are. It joins the session's transaction.
     """
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     sql = str(compiled)
-    if connection.dialect.positional:
+    params: Sequence[Any] = rows
+    if names is not None:
+        order = list(getattr(compiled, "positiontup", None) or [])
+        if not connection.dialect.positional:
+            params = [dict(zip(names, row)) for row in rows]
+        elif order != list(names):
+            where = [list(names).index(name) for name in order]
+            params = [tuple(row[i] for i in where) for row in rows]
+    elif connection.dialect.positional:
         order = getattr(compiled, "positiontup", None) or []
-        params: Sequence[Any] = [tuple(row[name] for name in order) for row in rows]
-    else:
-        params = rows
+        params = [tuple(row[name] for name in order) for row in rows]  # type: ignore[call-overload]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)

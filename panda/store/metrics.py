@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from panda.store import blocks
@@ -99,6 +99,14 @@ def resolve_branch(session: Session, run: Run, branch_id: int | None) -> int:
     return branch.id
 
 
+class Columns(NamedTuple):
+    """One metric's points as parallel columns; ``times`` None means server time."""
+
+    steps: Sequence[int]
+    values: Sequence[float]
+    times: Sequence[float] | None
+
+
 def append_points(
     session: Session, run: Run, points: Sequence[NewPoint], branch_id: int | None
 ) -> Ingest:
@@ -108,41 +116,63 @@ def append_points(
     refreshed, and ``last_step`` and ``last_values`` follow points on its
     current branch.
     """
+    now = time.time()
+    grouped: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    for point in points:
+        column = grouped.get(point.key)
+        if column is None:
+            column = grouped[point.key] = ([], [], [])
+        column[0].append(point.step)
+        column[1].append(point.value)
+        column[2].append(now if point.time is None else point.time)
+    columns = {key: Columns(*column) for key, column in grouped.items()}
+    return append_columns(session, run, columns, branch_id)
+
+
+def append_columns(
+    session: Session, run: Run, columns: dict[str, Columns], branch_id: int | None
+) -> Ingest:
+    """Store points given as parallel columns per key; see :func:`append_points`."""
     target = resolve_branch(session, run, branch_id)
-    ingest = Ingest(branch_id=target, received=len(points))
+    received = sum(len(column.steps) for column in columns.values())
+    ingest = Ingest(branch_id=target, received=received)
     ingest.revived = touch_run(run)
-    if not points:
+    columns = {key: column for key, column in columns.items() if column.steps}
+    if not columns:
         session.commit()
         return ingest
 
-    series_ids = _series_ids(session, target, {point.key for point in points})
+    series_ids = _series_ids(session, target, set(columns))
     now = time.time()
-    existing = _existing_steps(session, series_ids.values(), points)
-    rows: list[dict[str, Any]] = []
-    for point in points:
-        series_id = series_ids[point.key]
-        point_time = now if point.time is None else point.time
-        value = None if math.isnan(point.value) else point.value
-        rows.append(
-            {
-                "series_id": series_id,
-                "step": point.step,
-                "value": value,
-                "time": point_time,
-            }
-        )
-        if (series_id, point.step) not in existing:
-            existing.add((series_id, point.step))
-            ingest.stored.setdefault(point.key, []).append(
-                (point.step, point.value, point_time)
-            )
+    last_steps = _last_steps(session, series_ids.values())
+    # Rows in the order of the INSERT's columns: series_id, step, value, time.
+    rows: list[tuple[int, int, float | None, float]] = []
+    for key, column in columns.items():
+        series_id = series_ids[key]
+        steps, values = column.steps, column.values
+        times = column.times if column.times is not None else [now] * len(steps)
+        nullable = [None if value != value else value for value in values]
+        rows.extend(zip([series_id] * len(steps), steps, nullable, times))
+        last = last_steps.get(series_id)
+        if (last is None or min(steps) > last) and _increasing(steps):
+            # Past every stored step and no step twice: every point is new.
+            ingest.stored[key] = list(zip(steps, values, times))
+            continue
+        existing = _existing_steps(session, series_id, steps)
+        stored = []
+        for step, value, point_time in zip(steps, values, times):
+            if step not in existing:
+                existing.add(step)
+                stored.append((step, value, point_time))
+        if stored:
+            ingest.stored[key] = stored
 
     # One INSERT .. ON CONFLICT DO NOTHING, sent as executemany: the database,
-    # not the check above, guarantees that the first write of a point wins.
+    # not the checks above, guarantees that the first write of a point wins.
     statement = insert_ignoring_duplicates(
         session, Base.metadata.tables["points"], ["series_id", "step"]
     )
-    executemany_raw(session, statement, rows)
+    executemany_raw(session, statement, rows, ("series_id", "step", "value", "time"))
     for key, stored in ingest.stored.items():
         blocks.add_points(session, series_ids[key], stored)
 
@@ -153,22 +183,30 @@ def append_points(
     return ingest
 
 
-def _existing_steps(
-    session: Session, series_ids: Iterable[int], points: Sequence[NewPoint]
-) -> set[tuple[int, int]]:
-    """Return the (series, step) pairs already stored within the batch's step span.
+def _increasing(steps: Sequence[int]) -> bool:
+    return all(a < b for a, b in zip(steps, steps[1:]))
 
-    A fresh batch lies past every stored step, so this range seek finds nothing
-    and costs little; a resent batch finds its own points.
-    """
-    low = min(point.step for point in points)
-    high = max(point.step for point in points)
-    query = select(PointRow.series_id, PointRow.step).where(
-        PointRow.series_id.in_(list(series_ids)),
-        PointRow.step >= low,
-        PointRow.step <= high,
+
+def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | None]:
+    """Return each series' last stored step, None for a series without points."""
+    # A correlated MAX per series is one index seek each; a GROUP BY would scan.
+    last = (
+        select(func.max(PointRow.step))
+        .where(PointRow.series_id == SeriesRow.id)
+        .scalar_subquery()
     )
-    return set(session.execute(query).all())
+    query = select(SeriesRow.id, last).where(SeriesRow.id.in_(list(series_ids)))
+    return dict(session.execute(query).tuples().all())
+
+
+def _existing_steps(session: Session, series_id: int, steps: Sequence[int]) -> set[int]:
+    """Return the steps of the series already stored within ``steps``' span."""
+    query = select(PointRow.step).where(
+        PointRow.series_id == series_id,
+        PointRow.step >= min(steps),
+        PointRow.step <= max(steps),
+    )
+    return set(session.scalars(query))
 
 
 def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import repeat
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -65,22 +66,29 @@ def append_points(
 ) -> PointBatchAccepted:
     """Store a batch of points; a point already stored keeps its first value."""
     run = runs.get_run(session, run_id)
-    points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
-    for key, columns in body.columns.items():
-        times: Sequence[float | None] = (
-            columns.times if columns.times is not None else [None] * len(columns.steps)
-        )
-        points.extend(
-            NewPoint(key, step, float(value), point_time)
-            for step, value, point_time in zip(
-                columns.steps, columns.values, times, strict=True
-            )
-        )
-    ingest = metrics.append_points(session, run, points, body.branch)
+    if body.points:
+        # The list form (not what panda's client sends): one point at a time.
+        points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
+        for key, column in _store_columns(body).items():
+            times = column.times or [None] * len(column.steps)
+            points.extend(map(NewPoint, repeat(key), column.steps, column.values, times))
+        ingest = metrics.append_points(session, run, points, body.branch)
+    else:
+        ingest = metrics.append_columns(session, run, _store_columns(body), body.branch)
     _publish_points(hub, run_id, ingest)
     if ingest.stored or ingest.revived:
         hub.publish(run_id, "run", run_out(run))
     return PointBatchAccepted(received=ingest.received, stored=ingest.stored_count)
+
+
+def _store_columns(body: PointBatch) -> dict[str, metrics.Columns]:
+    columns = {}
+    for key, column in body.columns.items():
+        values = column.values
+        if not all(type(value) is float for value in values):
+            values = [float(value) for value in values]
+        columns[key] = metrics.Columns(column.steps, values, column.times)
+    return columns
 
 
 def _publish_points(hub: LiveHub, run_id: int, ingest: Ingest) -> None:
