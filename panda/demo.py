@@ -9,7 +9,6 @@ curves and nudge α or the momentum.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -243,38 +242,22 @@ def main(
 @contextlib.contextmanager
 def _serving(*, port: int, db: str | None) -> Iterator[str]:
     """Serve panda from a background thread of this process."""
-    import uvicorn
-
     from panda.server.app import create_app
+    from panda.server.thread import serve_in_thread
 
     # Leave db out when unset, so PANDA_DB from the environment still applies.
     settings = (
         config.Settings(port=port) if db is None else config.Settings(port=port, db=db)
     )
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, port))
-    except OSError as error:
-        raise click.ClickException(
-            f"port {port} is busy ({error}); pass --port, or --server URL to use the "
-            "server already running there"
-        ) from error
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise click.ClickException("the demo's server failed to start; see the log")
-        time.sleep(0.02)
-    try:
-        yield f"http://{settings.host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(
+                serve_in_thread(app, host=settings.host, port=port)
+            )
+        except OSError as error:
+            raise click.ClickException(
+                f"port {port} is busy ({error}); pass --port, or --server URL to use "
+                "the server already running there"
+            ) from error
+        yield url

@@ -9,9 +9,6 @@ on a loopback port, for event streams).
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -28,7 +25,6 @@ if TYPE_CHECKING:
     from panda.store.db import Database
 
 PG_URL_VARIABLE = "PANDA_TEST_PG_URL"
-SERVER_START_TIMEOUT_S = 15.0
 
 
 # -- store and server ----------------------------------------------------------
@@ -110,27 +106,8 @@ def server_client(server_settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def live_server(server_settings: Settings) -> Iterator[str]:
     """Serve the app with uvicorn on a free loopback port; yield its base URL."""
-    import uvicorn
-
     from panda.server.app import create_app
+    from panda.server.thread import serve_in_thread
 
-    app = create_app(server_settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # An open event stream holds uvicorn's shutdown without a graceful limit.
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on port {port}")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve_in_thread(create_app(server_settings)) as url:
+        yield url

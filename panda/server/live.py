@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -36,9 +36,13 @@ class Event:
 
 @dataclass(eq=False)
 class Subscription:
-    """A queue of events for one run, or of ``run`` events of all runs."""
+    """A queue of events for one run, or of ``run`` events of all runs.
+
+    ``names``, when given, are the only events delivered; None means all.
+    """
 
     run_id: int | None
+    names: frozenset[str] | None = None
     queue: asyncio.Queue[Event | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
     )
@@ -82,13 +86,17 @@ class LiveHub:
         self._loop = loop
         self._closed = False
 
-    def subscribe(self, run_id: int | None) -> Subscription:
+    def subscribe(
+        self, run_id: int | None, names: Iterable[str] | None = None
+    ) -> Subscription:
         """Start receiving the events of ``run_id``, or None for every run's
-        ``run`` events. Call from the event loop.
+        ``run`` events; only those called one of ``names`` when given. Call
+        from the event loop.
         """
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        subscription = Subscription(run_id)
+        wanted = None if names is None else frozenset(names)
+        subscription = Subscription(run_id, wanted)
         with self._lock:
             self._by_run.setdefault(run_id, set()).add(subscription)
         return subscription
@@ -101,6 +109,20 @@ class LiveHub:
                 subscribers.discard(subscription)
                 if not subscribers:
                     del self._by_run[subscription.run_id]
+
+    def has_subscribers(self, run_id: int, name: str) -> bool:
+        """Return whether an event ``name`` of the run would reach anyone.
+
+        Lets a publisher skip building a payload nobody reads; safe from any
+        thread.
+        """
+        with self._lock:
+            groups = [self._by_run.get(run_id, ())]
+            if name == "run":
+                groups.append(self._by_run.get(None, ()))
+            return any(
+                s.names is None or name in s.names for group in groups for s in group
+            )
 
     def publish(self, run_id: int, name: str, data: BaseModel | str) -> None:
         """Send an event to the run's subscribers; safe from any thread."""
@@ -120,6 +142,8 @@ class LiveHub:
             if event.name == "run":
                 targets.extend(self._by_run.get(None, ()))
         for subscription in targets:
+            if subscription.names is not None and event.name not in subscription.names:
+                continue
             try:
                 subscription.queue.put_nowait(event)
             except asyncio.QueueFull:

@@ -196,7 +196,7 @@ def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | 
         .scalar_subquery()
     )
     query = select(SeriesRow.id, last).where(SeriesRow.id.in_(list(series_ids)))
-    return dict(session.execute(query).tuples().all())
+    return {series_id: step for series_id, step in session.execute(query)}
 
 
 def _existing_steps(session: Session, series_id: int, steps: Sequence[int]) -> set[int]:

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from panda.config import Settings
 
@@ -39,7 +35,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SERVER_START_TIMEOUT_S = 20.0
 
 
 @pytest.fixture(scope="session")
@@ -71,32 +66,13 @@ def server_token() -> str | None:
 def server_url(tmp_path: Path, server_token: str | None) -> Iterator[str]:
     """Serve the real panda app on 127.0.0.1 with a fresh database; yield its URL."""
     from panda.server.app import create_app
+    from panda.server.thread import serve_in_thread
 
     settings = Settings(
         home=tmp_path, db=f"sqlite:///{tmp_path}/panda.db", token=server_token
     )
-    app = create_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # A graceful-shutdown limit, because an open event stream holds uvicorn forever.
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"panda server did not start on port {port}")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve_in_thread(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from panda.config import Settings
 
@@ -19,12 +18,10 @@ from panda.config import Settings
 @dataclass
 class LiveServer:
     url: str
-    server: uvicorn.Server
-    thread: threading.Thread
+    serving: contextlib.ExitStack
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.serving.close()
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
@@ -39,24 +36,12 @@ def free_port() -> int:
 def start_server(home: Path, port: int = 0) -> LiveServer:
     """Serve a fresh app on 127.0.0.1 (``port`` 0 picks a free one)."""
     from panda.server.app import create_app
+    from panda.server.thread import serve_in_thread
 
     settings = Settings(home=home, db=f"sqlite:///{home / 'panda.db'}")
-    app = create_app(settings)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
+    serving = contextlib.ExitStack()
+    url = serving.enter_context(serve_in_thread(create_app(settings), port=port))
+    return LiveServer(url, serving)
 
 
 @pytest.fixture

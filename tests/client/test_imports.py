@@ -25,3 +25,15 @@ def test_import_training_side_leaves_server_modules_out(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_import_server_app_leaves_matplotlib_and_torch_out() -> None:
+    # What `panda serve` imports before it starts: plots load on first use.
+    code = (
+        "import sys, panda.cli, uvicorn, panda.server.app; "
+        "print(','.join(m for m in ('matplotlib', 'torch') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -83,3 +83,12 @@ def test_plot_bad_request_returns_clear_4xx(
 
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
+
+
+def test_plot_route_align_matches_plots_align() -> None:
+    from typing import get_args
+
+    from panda import plots
+    from panda.server.routes import plots as plot_routes
+
+    assert get_args(plot_routes.Align) == get_args(plots.Align)

@@ -76,7 +76,7 @@ def append_points(
     else:
         ingest = metrics.append_columns(session, run, _store_columns(body), body.branch)
     _publish_points(hub, run_id, ingest)
-    if ingest.stored or ingest.revived:
+    if (ingest.stored or ingest.revived) and hub.has_subscribers(run_id, "run"):
         hub.publish(run_id, "run", run_out(run))
     return PointBatchAccepted(received=ingest.received, stored=ingest.stored_count)
 
@@ -92,6 +92,8 @@ def _store_columns(body: PointBatch) -> dict[str, metrics.Columns]:
 
 
 def _publish_points(hub: LiveHub, run_id: int, ingest: Ingest) -> None:
+    if not ingest.stored or not hub.has_subscribers(run_id, "points"):
+        return
     for key, points in ingest.stored.items():
         payload = {
             "run": run_id,

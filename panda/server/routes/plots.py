@@ -1,7 +1,8 @@
 """Routes that draw runs' timelines as PNG or SVG images.
 
 Rendering is CPU work in matplotlib, so the handlers are plain ``def``:
-FastAPI runs them in its threadpool and the event loop stays free.
+FastAPI runs them in its threadpool and the event loop stays free. matplotlib
+(about 40 MiB) is imported by the first plot, not when the server starts.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from panda import plots
-from panda.plots.runs import MetricNotFound, read_timeline
 from panda.protocol import METRIC_KEY_MAX_CHARS
 from panda.server.deps import RunId, SessionDep
 
@@ -23,13 +22,17 @@ MEDIA_TYPES: dict[ImageFormat, str] = {"png": "image/png", "svg": "image/svg+xml
 MAX_RUNS = 20
 DPI = 100
 
+# panda.plots.Align, spelled out here so that importing this module leaves
+# matplotlib out; tests/server/test_plots.py checks that the two agree.
+Align = Literal["step", "time", "relative"]
+
 FormatPath = Annotated[ImageFormat, Path(description="png or svg")]
 MetricQuery = Annotated[
     str,
     Query(min_length=1, max_length=METRIC_KEY_MAX_CHARS, description="metric key"),
 ]
 AlignQuery = Annotated[
-    plots.Align,
+    Align,
     Query(description="x axis: step, wall-clock time, or time since each run began"),
 ]
 LogQuery = Annotated[bool, Query(description="logarithmic y axis for the metric")]
@@ -94,12 +97,15 @@ def _plot(
     run_ids: list[int],
     image_format: ImageFormat,
     metric: str,
-    align: plots.Align,
+    align: Align,
     log_y: bool,
     smooth: float,
     width: int,
     height: int,
 ) -> Response:
+    from panda import plots
+    from panda.plots.runs import MetricNotFound, read_timeline
+
     # Two points per pixel column is all a line can show.
     try:
         lines = [

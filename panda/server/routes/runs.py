@@ -89,7 +89,8 @@ async def heartbeat(
     """Mark the run alive and return its pending nudges, waiting up to wait_s."""
     wait_s = min(wait_s, HEARTBEAT_MAX_WAIT_S)
     # Subscribe first, so a nudge created during the first read still wakes us.
-    subscription = hub.subscribe(run_id)
+    # Only a nudge event ends the wait, so no other event reaches this queue.
+    subscription = hub.subscribe(run_id, names=("nudge",))
     try:
         reply, revived = await run_in_threadpool(_beat, database, run_id)
         if revived is not None:
