@@ -13,11 +13,13 @@ from panda.hooks.nudges import read_lr, read_momentum
 from tests.hooks.conftest import (
     FakeRun,
     Setup,
+    assert_close,
     make_nudge,
     make_plan,
     make_setup,
     train,
 )
+from tests.hooks.test_nudges import SCHEDULERS
 
 
 def _step_lr(optimizer: torch.optim.Optimizer) -> lr_scheduler.StepLR:
@@ -250,3 +252,64 @@ def test_babysitter_nudge_when_checkpoint_fails_is_refused(
     assert ack["status"] == "rejected"
     assert "checkpoint before it failed" in ack["reason"]
     assert read_lr(setup.optimizer) == 0.05
+
+
+def _lr_per_step(
+    setup: Setup, batches: object, *, on_step: object = None
+) -> dict[int, float]:
+    """Train, recording the lr each step runs with."""
+    trace: dict[int, float] = {}
+
+    def record(step: int) -> None:
+        if on_step is not None:
+            on_step(step)  # type: ignore[operator]
+        trace[step] = read_lr(setup.optimizer)
+
+    train(setup, batches, on_step=record)  # type: ignore[arg-type]
+    return trace
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_nudge_under_scheduler_follows_rule_before_and_after_resume(
+    name: str, tmp_path: Path
+) -> None:
+    factory = SCHEDULERS[name]
+    plain_setup = make_setup(scheduler=factory)
+    plain = _lr_per_step(
+        plain_setup,
+        _sitter(plain_setup, FakeRun(), tmp_path / "plain").batches(
+            plain_setup.loader, epochs=3
+        ),
+    )
+
+    first_run = FakeRun()
+    nudged_setup = make_setup(scheduler=factory)
+    sitter = _sitter(nudged_setup, first_run, tmp_path / "nudged")
+
+    def nudge_once(step: int) -> None:
+        if step == 5 and not first_run.checkpoints:
+            first_run.push(make_nudge(1, "lr", 0.3 * read_lr(nudged_setup.optimizer)))
+
+    nudged = _lr_per_step(
+        nudged_setup, sitter.batches(nudged_setup.loader, epochs=3), on_step=nudge_once
+    )
+    ack = first_run.acks()[1]
+    applied_step = ack["step"]
+
+    # The rule: from the nudge on, α is the schedule's own value times r.
+    assert ack["factor"] is not None
+    assert ack["factor"] < 1
+    for step, lr in nudged.items():
+        expected = plain[step] * (ack["factor"] if step >= applied_step else 1.0)
+        assert_close(lr, expected)
+
+    # A resume from the nudge's checkpoint replays it and follows the same line.
+    replay = make_nudge(1, "lr", 0.0, factor=ack["factor"], applied_step=applied_step)
+    plan = make_plan(first_run.checkpoint_out(1), replay=[replay])
+    resumed_setup = make_setup(seed=3, scheduler=factory)
+    resumed_sitter = _sitter(resumed_setup, FakeRun(resume_plan=plan), tmp_path / "r")
+    resumed = _lr_per_step(
+        resumed_setup, resumed_sitter.batches(resumed_setup.loader, epochs=3)
+    )
+    assert min(resumed) == applied_step
+    assert resumed == {step: lr for step, lr in nudged.items() if step >= applied_step}
