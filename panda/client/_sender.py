@@ -83,10 +83,28 @@ class Sender(threading.Thread):
         self._retry_s = RETRY_FIRST_S
         self._next_retry = 0.0
         self._server_down = False
+        # Set while the thread waits for its next tick; _idle_since is when it
+        # last finished sending (monotonic seconds).
+        self._waiting = False
+        self._idle_since = 0.0
 
     def wake(self) -> None:
         """Ask the thread to drain now rather than at its next tick."""
         self._wake.set()
+
+    def wake_if_idle(self) -> None:
+        """Wake the thread if it has sent nothing for a flush interval.
+
+        A point logged after a quiet spell then goes out at once; points logged
+        soon after a send wait for the next tick and share a request. Costs the
+        caller two reads and a clock call when nothing needs waking.
+        """
+        if (
+            self._waiting
+            and time.monotonic() - self._idle_since >= self._flush_interval_s
+        ):
+            self._waiting = False
+            self._wake.set()
 
     def barrier(self) -> threading.Event:
         """Queue a marker; the event is set once everything before it arrived."""
@@ -107,6 +125,7 @@ class Sender(threading.Thread):
         """Drain every tick until stopped; never let an error end the thread."""
         while True:
             stopping = self._stopping.is_set()
+            sent = bool(self.outbox)
             try:
                 self._drain()
                 if self.spool.pending and time.monotonic() >= self._next_retry:
@@ -115,7 +134,11 @@ class Sender(threading.Thread):
                 logger.exception("panda sender hit an unexpected error; continuing")
             if stopping and not self.outbox:
                 return
+            if sent:
+                self._idle_since = time.monotonic()
+            self._waiting = True
             self._wake.wait(self._flush_interval_s)
+            self._waiting = False
             self._wake.clear()
 
     # -- draining -------------------------------------------------------------

@@ -149,6 +149,8 @@ class Run:
             self._last_step = int(step)
         if len(self._sender.outbox) >= WAKE_AT_POINTS:
             self._sender.wake()
+        else:
+            self._sender.wake_if_idle()
 
     def flush(self, *, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far reached the server.

@@ -117,7 +117,7 @@ def executemany_raw(
     if names is not None:
         order = list(getattr(compiled, "positiontup", None) or [])
         if not connection.dialect.positional:
-            params = [dict(zip(names, row)) for row in rows]
+            params = [dict(zip(names, row, strict=True)) for row in rows]
         elif order != list(names):
             where = [list(names).index(name) for name in order]
             params = [tuple(row[i] for i in where) for row in rows]

@@ -11,7 +11,8 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -152,15 +153,15 @@ def append_columns(
         steps, values = column.steps, column.values
         times = column.times if column.times is not None else [now] * len(steps)
         nullable = [None if value != value else value for value in values]
-        rows.extend(zip([series_id] * len(steps), steps, nullable, times))
+        rows.extend(zip([series_id] * len(steps), steps, nullable, times, strict=True))
         last = last_steps.get(series_id)
         if (last is None or min(steps) > last) and _increasing(steps):
             # Past every stored step and no step twice: every point is new.
-            ingest.stored[key] = list(zip(steps, values, times))
+            ingest.stored[key] = list(zip(steps, values, times, strict=True))
             continue
         existing = _existing_steps(session, series_id, steps)
         stored = []
-        for step, value, point_time in zip(steps, values, times):
+        for step, value, point_time in zip(steps, values, times, strict=True):
             if step not in existing:
                 existing.add(step)
                 stored.append((step, value, point_time))
@@ -184,7 +185,7 @@ def append_columns(
 
 
 def _increasing(steps: Sequence[int]) -> bool:
-    return all(a < b for a, b in zip(steps, steps[1:]))
+    return all(a < b for a, b in pairwise(steps))
 
 
 def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | None]:
@@ -196,7 +197,7 @@ def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | 
         .scalar_subquery()
     )
     query = select(SeriesRow.id, last).where(SeriesRow.id.in_(list(series_ids)))
-    return {series_id: step for series_id, step in session.execute(query)}
+    return dict(session.execute(query).all())
 
 
 def _existing_steps(session: Session, series_id: int, steps: Sequence[int]) -> set[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from itertools import repeat
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -71,7 +70,9 @@ def append_points(
         points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
         for key, column in _store_columns(body).items():
             times = column.times or [None] * len(column.steps)
-            points.extend(map(NewPoint, repeat(key), column.steps, column.values, times))
+            points.extend(
+                map(NewPoint, repeat(key), column.steps, column.values, times)
+            )
         ingest = metrics.append_points(session, run, points, body.branch)
     else:
         ingest = metrics.append_columns(session, run, _store_columns(body), body.branch)
