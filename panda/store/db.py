@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
@@ -120,10 +120,12 @@ def executemany_raw(
             params = [dict(zip(names, row, strict=True)) for row in rows]
         elif order != list(names):
             where = [list(names).index(name) for name in order]
-            params = [tuple(row[i] for i in where) for row in rows]
+            tuples = cast("Sequence[tuple[Any, ...]]", rows)
+            params = [tuple(row[i] for i in where) for row in tuples]
     elif connection.dialect.positional:
         order = getattr(compiled, "positiontup", None) or []
-        params = [tuple(row[name] for name in order) for row in rows]  # type: ignore[call-overload]
+        named = cast("Sequence[dict[str, Any]]", rows)
+        params = [tuple(row[name] for name in order) for row in named]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from itertools import repeat
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
@@ -69,7 +70,7 @@ def append_points(
         # The list form (not what panda's client sends): one point at a time.
         points = [NewPoint(p.key, p.step, float(p.value), p.time) for p in body.points]
         for key, column in _store_columns(body).items():
-            times = column.times or [None] * len(column.steps)
+            times: Sequence[float | None] = column.times or [None] * len(column.steps)
             points.extend(
                 map(NewPoint, repeat(key), column.steps, column.values, times)
             )
@@ -85,9 +86,11 @@ def append_points(
 def _store_columns(body: PointBatch) -> dict[str, metrics.Columns]:
     columns = {}
     for key, column in body.columns.items():
-        values = column.values
-        if not all(type(value) is float for value in values):
-            values = [float(value) for value in values]
+        # Non-finite values arrive as strings; convert only when there are any.
+        if all(type(value) is float for value in column.values):
+            values = cast("list[float]", column.values)
+        else:
+            values = [float(value) for value in column.values]
         columns[key] = metrics.Columns(column.steps, values, column.times)
     return columns
 
