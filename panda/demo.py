@@ -89,7 +89,9 @@ def train(
     model = DigitsCNN().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
-    sitter = panda.babysit(optimizer, run=run, model=model, checkpoint_every=500)
+    sitter = panda.babysit(
+        optimizer, run=run, model=model, checkpoint_every=5 * len(loader)
+    )
     total_steps = epochs * len(loader)
     step_period_s = 1.0 / pace if pace > 0 else 0.0
 
@@ -185,7 +187,9 @@ def main(
     """
     trial = config.sweep_trial()
     overrides = trial.params if trial is not None else {}
-    if trial is not None and server is None:
+    if server is None and (trial is not None or config.resume_request()):
+        # Relaunched by `panda sweep` or `panda resume`: the run lives on the
+        # server that launched it, not on a demo server of its own.
         server = config.default_server_url()
     lr = float(overrides.get("lr", lr))
     momentum = float(overrides.get("momentum", momentum))
@@ -209,8 +213,12 @@ def main(
             },
             server=server,
         )
+        server_option = (
+            "" if server == config.default_server_url() else f" --server {server}"
+        )
         click.echo(
-            f"run {run.id}: nudge it with `panda nudge {run.id} lr=0.01` "
+            f"run {run.id}: nudge it with "
+            f"`panda nudge {run.id} lr=0.01{server_option}` "
             f"or from {server}/#/runs/{run.id}",
             err=True,
         )
@@ -230,6 +238,9 @@ def main(
             run.finish(status="failed")
             click.echo(f"\nstopped; resume with `panda resume {run.id}`", err=True)
             raise SystemExit(130) from None
+        except BaseException:
+            run.finish(status="failed")
+            raise
         run.finish()
         if serving:
             click.echo(

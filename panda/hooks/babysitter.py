@@ -316,7 +316,13 @@ class Babysitter:
                     self._reject(nudge, f"the checkpoint before it failed: {error}")
                     continue
                 ticket, checkpointed = self._last_ticket, True
-            change = self._change(nudge)
+            try:
+                change = self._change(nudge)
+            except NudgeRefused as refusal:
+                # check_nudge should have caught it; a refusal must still never
+                # reach the training loop.
+                self._reject(nudge, str(refusal))
+                continue
             self._reflected.append(nudge.id)
             self._ack_applied(nudge, change, ticket)
 

@@ -201,6 +201,12 @@ def _check_lr(optimizer: Optimizer, value: float, group: int | str | None) -> li
             f"the current lr of group {groups[0]} is {current}, so it cannot be "
             "scaled; nudge again once the schedule has left 0"
         )
+    factor = value / current
+    if not math.isfinite(factor) or factor == 0:
+        raise NudgeRefused(
+            f"lr {value:.6g} is too far from the current {current:.6g}: the ratio "
+            "does not fit in a float"
+        )
     return groups
 
 

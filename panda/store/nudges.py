@@ -45,6 +45,12 @@ class AckResult:
     revived: bool = False
 
 
+# Bounds well outside any learning rate in use, so that the ratio of two
+# accepted values (how a nudge scales a schedule) always fits in a float.
+LR_MIN = 1e-12
+LR_MAX = 1e4
+
+
 def check_value(param: str, value: float) -> None:
     """Raise InvalidNudge unless ``value`` is one ``param`` can take."""
     if param not in PARAMS:
@@ -54,6 +60,10 @@ def check_value(param: str, value: float) -> None:
         raise InvalidNudge(f"body.value: {param} must be a finite number, got {value}")
     if param == "lr" and value <= 0:
         raise InvalidNudge(f"body.value: lr must be > 0, got {value:g}")
+    if param == "lr" and not LR_MIN <= value <= LR_MAX:
+        raise InvalidNudge(
+            f"body.value: lr must be between {LR_MIN:g} and {LR_MAX:g}, got {value:g}"
+        )
     if param == "momentum" and not 0 <= value < 1:
         raise InvalidNudge(f"body.value: momentum must be in [0, 1), got {value:g}")
 

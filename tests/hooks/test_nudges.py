@@ -232,3 +232,9 @@ def test_check_nudge_when_lr_is_zero_is_refused() -> None:
     scheduler = lr_scheduler.LambdaLR(optimizer, lambda step: min(step / 4, 1.0))
     with pytest.raises(NudgeRefused, match="cannot be scaled"):
         check_nudge(optimizer, "lr", 0.1, schedulers=[scheduler])
+
+
+def test_check_nudge_with_ratio_beyond_float_is_refused() -> None:
+    optimizer = _optimizer((1e-320,))
+    with pytest.raises(NudgeRefused, match="too far"):
+        check_nudge(optimizer, "lr", 1.0)

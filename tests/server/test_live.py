@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from panda.server.live import LiveHub
+
+
+def run_in_own_loop(scenario: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``scenario`` on a fresh event loop in a fresh thread: the browser
+    tests' sync Playwright leaves a loop running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario).result(timeout=30)
 
 
 def test_filtered_subscription_receives_only_its_events() -> None:
@@ -22,7 +32,7 @@ def test_filtered_subscription_receives_only_its_events() -> None:
             names.append(event.name)
         return names
 
-    assert asyncio.run(scenario()) == ["nudge"]
+    assert run_in_own_loop(scenario()) == ["nudge"]
 
 
 def test_has_subscribers_follows_names_and_runs() -> None:
@@ -44,4 +54,4 @@ def test_has_subscribers_follows_names_and_runs() -> None:
         hub.unsubscribe(heartbeat)
         assert not hub.has_subscribers(1, "nudge")
 
-    asyncio.run(scenario())
+    run_in_own_loop(scenario())
