@@ -153,6 +153,27 @@ def request_undo(session: Session, run: Run, nudge_id: int) -> Nudge:
         raise Conflict(f"nudge {target.id} is already undone by nudge {earlier}")
     _require_running(run)
 
+    # Going back to the checkpoint also takes back every nudge applied after it
+    # at the same boundary; say so in the history.
+    # TODO: Nudges applied together share one checkpoint, so undoing one of them
+    # reverts its siblings as well. Sending the siblings with the undo, for the
+    # hook to re-apply with their recorded factors as a resume does, would
+    # take back only the nudge asked for.
+    siblings = list(
+        session.scalars(
+            select(Nudge.id).where(
+                Nudge.checkpoint_id == target.checkpoint_id,
+                Nudge.action == SET,
+                Nudge.status == APPLIED,
+                Nudge.id != target.id,
+            )
+        )
+    )
+    note = f"undo nudge {target.id}"
+    if siblings:
+        listed = ", ".join(str(sibling) for sibling in siblings)
+        note += f"; also takes back nudge {listed}, applied at the same step"
+
     undo = Nudge(
         run_id=run.id,
         action=UNDO,
@@ -161,7 +182,7 @@ def request_undo(session: Session, run: Run, nudge_id: int) -> Nudge:
         old_value=target.value,
         param_group=target.param_group,
         status=PENDING,
-        note=f"undo nudge {target.id}",
+        note=note,
         requested_at=utcnow(),
         checkpoint_id=target.checkpoint_id,
         undoes_id=target.id,

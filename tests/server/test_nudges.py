@@ -167,3 +167,19 @@ def test_undo_nudge_applied_creates_branch_on_ack(api: Api) -> None:
     assert (new["reason"], new["start_step"], new["current"]) == ("undo", 10, True)
     assert new["parent"] == checkpoint["branch"]
     assert api.ok("GET", f"/runs/{run['id']}")["branch"] == new["id"]
+
+
+def test_undo_nudge_names_siblings_applied_at_same_checkpoint(api: Api) -> None:
+    run = api.run()
+    checkpoint = api.checkpoint(run["id"], 10)
+    first = api.nudge(run["id"], "lr", 0.01)
+    second = api.nudge(run["id"], "momentum", 0.8)
+    api.apply(run["id"], first["id"], 10, checkpoint["id"])
+    api.apply(run["id"], second["id"], 10, checkpoint["id"])
+
+    undo = api.ok("POST", f"/runs/{run['id']}/nudges/{first['id']}/undo", 201)
+
+    assert undo["note"] == (
+        f"undo nudge {first['id']}; also takes back nudge {second['id']}, "
+        "applied at the same step"
+    )
