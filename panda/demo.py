@@ -9,6 +9,7 @@ curves and nudge α or the momentum.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -185,6 +186,9 @@ def main(
     ``batch_size``, ``epochs``) override the options, the sweep's server is
     used, and the run ends with a checkpoint to fork from.
     """
+    # SIGTERM ends the process without unwinding; make it unwind, so the run is
+    # marked failed at once instead of crashed a heartbeat timeout later.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     trial = config.sweep_trial()
     overrides = trial.params if trial is not None else {}
     if server is None and (trial is not None or config.resume_request()):
@@ -248,6 +252,10 @@ def main(
             )
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
