@@ -15,6 +15,7 @@ from typing import Literal
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 Align = Literal["step", "time", "relative"]
 ALIGNS: tuple[Align, ...] = ("step", "time", "relative")
@@ -109,6 +110,7 @@ def plot_timelines(
     else:
         metric_ax, lr_ax = figure.subplots(1, 1), None
     origin = _earliest_time(timelines)
+    label_rows: dict[float, int] = {}
 
     for index, timeline in enumerate(timelines):
         color = f"C{index % 10}"
@@ -121,7 +123,7 @@ def plot_timelines(
                 color=color,
                 linewidth=1.2,
             )
-        _draw_nudges(metric_ax, lr_ax, timeline, align, origin, color)
+        _draw_nudges(metric_ax, lr_ax, timeline, align, origin, color, label_rows)
 
     metric_ax.set_ylabel(metric)
     metric_ax.set_title(f"{metric} by {align}")
@@ -135,6 +137,12 @@ def plot_timelines(
     if lr_ax is not None:
         lr_ax.set_ylabel("α (lr)")
         lr_ax.set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        low, high = lr_ax.get_ylim()
+        lr_ax.yaxis.set_major_formatter(plain)
+        # Within about a decade there is at most one major tick: label minors.
+        narrow = low > 0 and high / low < 30
+        lr_ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
         lr_ax.grid(True, alpha=0.3)
     return figure
 
@@ -179,6 +187,7 @@ def _draw_nudges(
     align: Align,
     origin: float,
     color: str,
+    label_rows: dict[float, int],
 ) -> None:
     for mark in timeline.nudges:
         x = _nudge_x(mark, align, origin, timeline.metric)
@@ -187,11 +196,14 @@ def _draw_nudges(
         for ax in (metric_ax, lr_ax):
             if ax is not None:
                 ax.axvline(x, color=color, linestyle="--", linewidth=0.9, alpha=0.7)
+        # Nudges at the same x (applied at one step) stack their labels.
+        row = label_rows.get(x, 0)
+        label_rows[x] = row + 1
         metric_ax.annotate(
             f"{mark.param} {_fmt(mark.old_value)}→{_fmt(mark.new_value)}",
             xy=(x, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
+            xytext=(3, -12 - 10 * row),
             textcoords="offset points",
             fontsize="x-small",
             color=color,
