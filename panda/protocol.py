@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -226,6 +227,14 @@ class NudgeCreate(_Model):
         default=None,
         description="param group index or name; all groups, scaled alike, if absent",
     )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _refuse_booleans(cls, value: Any) -> Any:
+        # JSON true would otherwise pass as 1.0: a typo, never a learning rate.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class NudgeAck(_Model):

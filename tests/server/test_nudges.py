@@ -28,6 +28,7 @@ def test_create_nudge_returns_pending(api: Api) -> None:
         ("lr", "Infinity", "lr must be a finite number"),
         ("lr", "NaN", "lr must be a finite number"),
         ("lr", 1e-320, "lr must be between 1e-12 and 10000"),
+        ("lr", True, "must be a number, not true or false"),
         ("lr", 1e308, "lr must be between 1e-12 and 10000"),
         ("momentum", 1.0, "momentum must be in [0, 1)"),
         ("momentum", -0.1, "momentum must be in [0, 1)"),
