@@ -134,6 +134,10 @@ class NudgeWatcher(threading.Thread):
         is_new = self._inbox.offer(pending)
         # The server lists a taken nudge until its ack lands; pause a little so
         # that window does not turn the long poll into a busy loop.
+        # TODO: A nudge requested during that pause waits up to IDLE_S longer
+        # (the worst case of the nudge latency benchmark). Sending the ids this
+        # inbox already holds with the heartbeat, for the server to wait past
+        # them, would let every poll be a full long poll and drop the pause.
         return 0.0 if is_new or not pending else IDLE_S
 
     def _resolve(self, run_id: int, nudge: NudgeOut) -> PendingNudge:
