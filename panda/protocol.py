@@ -271,10 +271,21 @@ class NudgeOut(BaseModel):
     branch: int | None = None
 
 
+HEARTBEAT_HELD_MAX = 1000
+
+
 class Heartbeat(_Model):
     """Body of ``POST /api/runs/{run}/heartbeat``."""
 
     step: Step | None = None
+    held: list[Id] = Field(
+        default_factory=list,
+        max_length=HEARTBEAT_HELD_MAX,
+        description=(
+            "ids of pending nudges the client already holds; the long poll "
+            "waits past them and answers once the pending list differs"
+        ),
+    )
 
 
 class HeartbeatReply(BaseModel):

@@ -1,9 +1,11 @@
 """The long-poll thread that keeps a run alive and learns of pending nudges.
 
-It calls ``POST /api/runs/{run}/heartbeat?wait_s=...``, which the server answers
-at once when nudges are pending and otherwise after up to ``wait_s`` seconds,
-and files what it learns in a :class:`NudgeInbox`. The babysitter reads the
-inbox at a step boundary without any network I/O.
+It calls ``POST /api/runs/{run}/heartbeat?wait_s=...`` with the ids of the
+nudges its :class:`NudgeInbox` already holds. The server answers as soon as the
+pending nudges differ from those (one is new, or a held one was applied or
+cancelled) and otherwise after up to ``wait_s`` seconds, so every poll is a
+full long poll. The babysitter reads the inbox at a step boundary without any
+network I/O.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from panda.protocol import CheckpointOut, HeartbeatReply, NudgeOut
+from panda.protocol import (
+    HEARTBEAT_HELD_MAX,
+    CheckpointOut,
+    HeartbeatReply,
+    NudgeOut,
+)
 
 logger = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-IDLE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -40,21 +46,22 @@ class NudgeInbox:
         self._waiting: dict[int, PendingNudge] = {}
         self._taken: set[int] = set()
 
-    def offer(self, pending: list[PendingNudge]) -> bool:
-        """Replace the waiting nudges with the server's list; tell if any is new.
+    def offer(self, pending: list[PendingNudge]) -> None:
+        """Replace the waiting nudges with the server's list.
 
         Nudges already taken are left out (the server lists them until their
-        acknowledgement arrives); nudges missing from the list were cancelled.
+        acknowledgement arrives); nudges missing from the list were cancelled,
+        or, if taken, acknowledged, and are forgotten: a nudge never becomes
+        pending again.
         """
         with self._lock:
-            fresh = {
+            listed = {item.nudge.id for item in pending}
+            self._taken &= listed
+            self._waiting = {
                 item.nudge.id: item
                 for item in pending
                 if item.nudge.id not in self._taken
             }
-            is_new = bool(fresh.keys() - self._waiting.keys())
-            self._waiting = fresh
-            return is_new
 
     def take(self) -> list[PendingNudge]:
         """Return the waiting nudges, oldest first, and mark them taken."""
@@ -63,6 +70,15 @@ class NudgeInbox:
             self._taken.update(self._waiting)
             self._waiting = {}
             return taken
+
+    def held(self) -> list[int]:
+        """Return the ids of the nudges waiting or taken, lowest first.
+
+        These are the pending nudges the server has already told of; the
+        heartbeat sends them so that its long poll waits past them.
+        """
+        with self._lock:
+            return sorted(self._waiting.keys() | self._taken)
 
     def known(self, nudge_id: int) -> PendingNudge | None:
         """Return the waiting entry for ``nudge_id``, if any."""
@@ -118,10 +134,11 @@ class NudgeWatcher(threading.Thread):
 
     def _poll(self, run_id: int) -> float:
         """Make one heartbeat call; return how long to wait before the next."""
+        held = self._inbox.held()
         response = self._client.post(
             f"/api/runs/{run_id}/heartbeat",
             params={"wait_s": self._wait_s},
-            json={"step": self._last_step()},
+            json={"step": self._last_step(), "held": held[:HEARTBEAT_HELD_MAX]},
             timeout=self._wait_s + 10.0,
         )
         if response.status_code != 200:
@@ -131,14 +148,13 @@ class NudgeWatcher(threading.Thread):
         reply = HeartbeatReply.model_validate(response.json())
         self.status = reply.status
         pending = [self._resolve(run_id, nudge) for nudge in reply.pending]
-        is_new = self._inbox.offer(pending)
-        # The server lists a taken nudge until its ack lands; pause a little so
-        # that window does not turn the long poll into a busy loop.
-        # TODO: A nudge requested during that pause waits up to IDLE_S longer
-        # (the worst case of the nudge latency benchmark). Sending the ids this
-        # inbox already holds with the heartbeat, for the server to wait past
-        # them, would let every poll be a full long poll and drop the pause.
-        return 0.0 if is_new or not pending else IDLE_S
+        self._inbox.offer(pending)
+        # The server answers at once for a run that is not running, or when it
+        # was told of only some of the held nudges; pause then, so the long
+        # poll does not turn into a busy loop.
+        if reply.status != "running" or len(held) > HEARTBEAT_HELD_MAX:
+            return RETRY_S
+        return 0.0
 
     def _resolve(self, run_id: int, nudge: NudgeOut) -> PendingNudge:
         """Attach to an undo the checkpoint it must load (fetched once)."""

@@ -12,6 +12,7 @@ the server answers again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic_core
 
 from panda.client._spool import Spool
 from panda.protocol import NudgeOut, RunOut, encode_value
@@ -27,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
-BATCH_MAX_POINTS = 5000
+BATCH_MAX_POINTS = 20_000
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 class CheckpointTicket:
@@ -144,25 +147,25 @@ class Sender(threading.Thread):
     # -- draining -------------------------------------------------------------
 
     def _drain(self) -> None:
-        points: list[list[Any]] = []
+        batch = _Batch()
         while self.outbox:
             item = self.outbox.popleft()
-            if isinstance(item, tuple):
-                points.append(_encode_point(item))
-                if len(points) >= BATCH_MAX_POINTS:
-                    self._dispatch({"op": "points", "points": points})
-                    points = []
+            if type(item) is tuple:
+                batch.add(*item)
+                if batch.count >= BATCH_MAX_POINTS:
+                    self._dispatch(batch.record())
+                    batch = _Batch()
                 continue
 
-            if points:
-                self._dispatch({"op": "points", "points": points})
-                points = []
+            if batch.count:
+                self._dispatch(batch.record())
+                batch = _Batch()
             if isinstance(item, threading.Event):
                 self._hold_barrier(item)
             else:
                 self._dispatch(item)
-        if points:
-            self._dispatch({"op": "points", "points": points})
+        if batch.count:
+            self._dispatch(batch.record())
 
     def _hold_barrier(self, barrier: threading.Event) -> None:
         if self.spool.pending:
@@ -238,19 +241,9 @@ class Sender(threading.Thread):
         handler(record)
 
     def _send_points(self, record: dict[str, Any]) -> None:
-        # Parallel columns per metric: the server validates them far faster
-        # than one object per point.
-        columns: dict[str, dict[str, list[Any]]] = {}
-        for key, step, value, sent_at in record["points"]:
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = {"steps": [], "values": [], "times": []}
-            column["steps"].append(step)
-            column["values"].append(value)
-            column["times"].append(sent_at)
-        body = {"columns": columns, "branch": self.branch}
+        body = {"columns": record["columns"], "branch": self.branch}
         self._request("POST", f"/api/runs/{self.run_id}/metrics", body)
-        logger.debug("sent %d points", len(record["points"]))
+        logger.debug("sent %d points", record["count"])
 
     def _send_checkpoint(self, record: dict[str, Any]) -> None:
         body = {**record["body"], "branch": self.branch}
@@ -298,7 +291,12 @@ class Sender(threading.Thread):
     ) -> Any:
         """Send one request; return its JSON, or None if the server refused it."""
         try:
-            response = self._client.request(method, path, json=body)
+            # pydantic's encoder: about ten times faster than json.dumps on
+            # batches of numbers, the bulk of what goes out.
+            content = None if body is None else pydantic_core.to_json(body)
+            response = self._client.request(
+                method, path, content=content, headers=_JSON_HEADERS
+            )
         except httpx.TransportError as error:
             raise ServerDown(f"{type(error).__name__}: {error}") from error
         if response.status_code >= 500:
@@ -321,11 +319,42 @@ class Sender(threading.Thread):
         return response.json()
 
 
-def _encode_point(item: tuple[str, int, Any, float]) -> list[Any]:
-    key, step, value, sent_at = item
+class _Batch:
+    """Points of consecutive ``log`` calls gathered as parallel columns per key."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
+        self.count = 0
+
+    def add(self, step: int, logged_at: float, pairs: list[tuple[str, Any]]) -> None:
+        """Add one ``log`` call: its step, its time and its ``(key, value)`` pairs."""
+        columns = self.columns
+        for key, value in pairs:
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = ([], [], [])
+            column[0].append(step)
+            column[1].append(value)
+            column[2].append(logged_at)
+        self.count += len(pairs)
+
+    def record(self) -> dict[str, Any]:
+        """Return the batch as a ``points`` record, ready for JSON."""
+        columns = {
+            key: {"steps": steps, "values": _wire_values(values), "times": times}
+            for key, (steps, values, times) in self.columns.items()
+        }
+        return {"op": "points", "count": self.count, "columns": columns}
+
+
+def _wire_values(values: list[Any]) -> list[float | str]:
     # float() of a tensor is a device sync (.item()): it happens here, in the
     # sender thread, never in the training thread.
-    return [key, step, encode_value(float(value)), sent_at]
+    numbers = [value if type(value) is float else float(value) for value in values]
+    if math.isfinite(sum(numbers)):
+        return numbers  # type: ignore[return-value]
+    # Some value is not finite (or the sum overflowed): spell those out.
+    return [encode_value(value) for value in numbers]
 
 
 def _detail(response: httpx.Response) -> str:

@@ -48,7 +48,7 @@ class Spool:
         """Write ``record`` at the end; return False if it was refused as full."""
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         if droppable and self._size_bytes + len(line) > self.max_bytes:
-            self._refuse(len(record.get("points", ())))
+            self._refuse(record.get("count", 0))
             return False
 
         if self._size_bytes == 0:

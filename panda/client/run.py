@@ -43,7 +43,9 @@ from panda.protocol import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPOOL_MAX_BYTES = 256 * 2**20
-WAKE_AT_POINTS = 2000
+WAKE_AT_RECORDS = 1000
+"""Wake the sender early once this many ``log`` calls wait in the outbox."""
+CHECKED_KEYS_MAX = 10_000
 CONNECT_TIMEOUT_S = 3.0
 
 _current_run: Run | None = None
@@ -86,6 +88,8 @@ class Run:
             flush_interval_s=flush_interval_s,
         )
         self._inbox = NudgeInbox()
+        # Keys already checked: log() checks each new key once.
+        self._checked_keys: set[str] = set()
         self._last_step: int | None = None
         self._watcher = NudgeWatcher(
             client=poll_http,
@@ -140,14 +144,21 @@ class Run:
             raise ValueError(f"metrics must be a mapping, got {type(metrics).__name__}")
 
         now = time.time()
-        items = [
-            (_check_key(key), int(step), _check_value(key, value), now)
-            for key, value in metrics.items()
-        ]
-        self._sender.outbox.extend(items)
+        pairs = []
+        keys = self._checked_keys
+        for key, value in metrics.items():
+            if key not in keys:
+                _check_key(key)
+                if len(keys) < CHECKED_KEYS_MAX:
+                    keys.add(key)
+            pairs.append(
+                (key, value if type(value) is float else _check_value(key, value))
+            )
+        outbox = self._sender.outbox
+        outbox.append((int(step), now, pairs))
         if self._last_step is None or step > self._last_step:
             self._last_step = int(step)
-        if len(self._sender.outbox) >= WAKE_AT_POINTS:
+        if len(outbox) >= WAKE_AT_RECORDS:
             self._sender.wake()
         else:
             self._sender.wake_if_idle()
@@ -498,7 +509,7 @@ def _check_key(key: object) -> str:
 
 def _check_value(key: str, value: object) -> Any:
     """Return a float, or a detached copy of a 0-dim tensor, for ``value``."""
-    if isinstance(value, numbers.Real):
+    if isinstance(value, (float, int, numbers.Real)):
         return float(value)
     detach = getattr(value, "detach", None)
     if detach is not None and getattr(value, "ndim", None) == 0:

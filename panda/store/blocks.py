@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -71,9 +72,17 @@ class Blocks:
         if not rows:
             return cls.empty()
         step_column, value_column, time_column = zip(*rows, strict=True)
-        steps = np.array(step_column, dtype=np.int64)
-        values = np.array(value_column, dtype=np.float64)
-        times = np.array(time_column, dtype=np.float64)
+        return cls.of_arrays(
+            np.array(step_column, dtype=np.int64),
+            np.array(value_column, dtype=np.float64),
+            np.array(time_column, dtype=np.float64),
+        )
+
+    @classmethod
+    def of_arrays(
+        cls, steps: IntArray, values: FloatArray, times: FloatArray
+    ) -> Blocks:
+        """Return one block per point given as parallel columns."""
         nan_steps = np.where(np.isnan(values), steps, NO_STEP)
         return cls(
             steps, np.ones(len(steps), dtype=np.int64), steps, steps,
@@ -132,25 +141,35 @@ def find_extremes(blocks: Blocks, group: IntArray) -> Extremes:
     """Find, per group, the rows with the lowest and highest value and first NaN.
 
     Args:
-        blocks: in step order.
+        blocks: in step order, their step ranges not overlapping, so that the
+            first of two rows is the one with the earlier steps.
         group: the group of each row, non-decreasing.
     """
+    rows = len(group)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]).astype(np.int64)
-
-    # np.lexsort sorts by its last key first: group, then the rule, then step.
-    low_nan = np.isnan(blocks.min_value)
-    low_key = np.where(low_nan, np.inf, blocks.min_value)
-    low = np.lexsort((blocks.min_step, low_key, low_nan, group))[starts]
-
-    high_nan = np.isnan(blocks.max_value)
-    high_key = np.where(high_nan, np.inf, -blocks.max_value)
-    high = np.lexsort((blocks.max_step, high_key, high_nan, group))[starts]
-
-    nan_key = np.where(
-        blocks.nan_step == NO_STEP, np.iinfo(np.int64).max, blocks.nan_step
-    )
-    nan = np.lexsort((nan_key, group))[starts]
+    low = _first_best(blocks.min_value, starts)
+    high = _first_best(-blocks.max_value, starts)
+    has_nan = blocks.nan_step != NO_STEP
+    nan = np.minimum.reduceat(np.where(has_nan, np.arange(rows), rows), starts)
+    # A group without NaN points at its first row, whose nan_step says so.
+    nan = np.where(nan == rows, starts, nan)
     return Extremes(starts, low, high, nan)
+
+
+def _first_best(keys: FloatArray, starts: IntArray) -> IntArray:
+    """Return, per group, the first row holding its lowest key, NaN ignored;
+    the group's first row when it holds nothing but NaN.
+
+    Linear in the rows: a minimum per group, then the first row that equals it.
+    """
+    rows = len(keys)
+    is_nan = np.isnan(keys)
+    numbers = np.where(is_nan, np.inf, keys)
+    lowest = np.minimum.reduceat(numbers, starts)
+    sizes = np.diff(np.r_[starts, rows])
+    hit = (numbers == np.repeat(lowest, sizes)) & ~is_nan
+    first = np.minimum.reduceat(np.where(hit, np.arange(rows), rows), starts)
+    return np.where(first == rows, starts, first)
 
 
 def merge(blocks: Blocks, group: IntArray) -> Blocks:
@@ -179,24 +198,30 @@ def merge(blocks: Blocks, group: IntArray) -> Blocks:
 
 
 def add_points(
-    session: Session, series_id: int, points: Sequence[tuple[int, float, float]]
+    session: Session,
+    series_id: int,
+    steps: IntArray,
+    values: FloatArray,
+    times: FloatArray,
 ) -> None:
-    """Fold ``(step, value, time)`` points, just stored, into the series' blocks.
+    """Fold points, just stored, into the series' blocks.
 
     Call it in the transaction that stored the points, with exactly the points
-    it stored: a stored point never changes, so a block is the merge of its old
-    summary and the new points, whatever order they came in. One upsert per
-    block does the merge in the database. The caller makes writers of one
-    series take turns.
+    it stored, as parallel columns in any order: a stored point never changes,
+    so a block is the merge of its old summary and the new points, whatever
+    order they came in. One upsert per block does the merge in the database.
+    The caller makes writers of one series take turns.
     """
-    order = sorted(range(len(points)), key=lambda index: points[index][0])
-    fresh = Blocks.of_points([points[index] for index in order])
-    rows = []
+    if len(steps) and not (steps[1:] > steps[:-1]).all():
+        order = np.argsort(steps, kind="stable")
+        steps, values, times = steps[order], values[order], times[order]
+    fresh = Blocks.of_arrays(steps, values, times)
+    rows: list[tuple[Any, ...]] = []
     for level in range(len(BLOCK_SIZES)):
         parent = BLOCK_SIZES[0] if level == 0 else FANOUT
         fresh = merge(fresh, fresh.block // parent)
         rows.extend(_block_rows(series_id, level, fresh))
-    executemany_raw(session, text(_UPSERT), rows)
+    executemany_raw(session, text(_UPSERT), rows, _UPSERT_COLUMNS)
 
 
 # The new summary wins an extreme by the rules of find_extremes: a number beats
@@ -244,33 +269,41 @@ ON CONFLICT (series_id, level, block) DO UPDATE SET
     {_pick(_NEW_NAN_WINS, "nan_time")}"""
 
 
-def _block_rows(series_id: int, level: int, blocks: Blocks) -> list[dict[str, Any]]:
-    """Return ``blocks`` as rows for INSERT: plain Python numbers, NaN as NULL."""
+_UPSERT_COLUMNS = (
+    "series_id", "level", "block", "count", "first_step", "last_step", "min_step",
+    "min_value", "min_time", "max_step", "max_value", "max_time", "nan_step",
+    "nan_time",
+)  # fmt: skip
+
+
+def _block_rows(series_id: int, level: int, blocks: Blocks) -> list[tuple[Any, ...]]:
+    """Return ``blocks`` as rows of ``_UPSERT_COLUMNS``: plain numbers, NaN as NULL."""
 
     def nullable(values: FloatArray) -> list[float | None]:
+        if not np.isnan(values).any():
+            return values.tolist()  # type: ignore[no-any-return]
         return [None if value != value else value for value in values.tolist()]
 
     no_nan = blocks.nan_step == NO_STEP
-    columns = {
-        "block": blocks.block.tolist(),
-        "count": blocks.count.tolist(),
-        "first_step": blocks.first_step.tolist(),
-        "last_step": blocks.last_step.tolist(),
-        "min_step": blocks.min_step.tolist(),
-        "min_value": nullable(blocks.min_value),
-        "min_time": blocks.min_time.tolist(),
-        "max_step": blocks.max_step.tolist(),
-        "max_value": nullable(blocks.max_value),
-        "max_time": blocks.max_time.tolist(),
-        "nan_step": [None if none else step for none, step in
-                     zip(no_nan.tolist(), blocks.nan_step.tolist(), strict=True)],
-        "nan_time": nullable(np.where(no_nan, np.nan, blocks.nan_time)),
-    }  # fmt: skip
-    names = list(columns)
-    return [
-        {"series_id": series_id, "level": level, **dict(zip(names, row, strict=True))}
-        for row in zip(*columns.values(), strict=True)
-    ]
+    nan_steps: list[int | None]
+    nan_times: list[float | None]
+    if no_nan.all():
+        nan_steps, nan_times = [None] * len(blocks), [None] * len(blocks)
+    else:
+        nan_steps = [
+            None if step == NO_STEP else step for step in blocks.nan_step.tolist()
+        ]
+        nan_times = nullable(np.where(no_nan, np.nan, blocks.nan_time))
+    return list(
+        zip(
+            repeat(series_id), repeat(level), blocks.block.tolist(),
+            blocks.count.tolist(), blocks.first_step.tolist(),
+            blocks.last_step.tolist(), blocks.min_step.tolist(),
+            nullable(blocks.min_value), blocks.min_time.tolist(),
+            blocks.max_step.tolist(), nullable(blocks.max_value),
+            blocks.max_time.tolist(), nan_steps, nan_times,
+        )
+    )  # fmt: skip
 
 
 # -- reading -------------------------------------------------------------------

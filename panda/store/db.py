@@ -8,7 +8,7 @@ threads never both read under a shared lock and then fail to upgrade it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -99,7 +99,7 @@ def insert_ignoring_duplicates(
 def executemany_raw(
     session: Session,
     statement: ClauseElement,
-    rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+    rows: Iterable[dict[str, Any]] | Iterable[tuple[Any, ...]],
     names: Sequence[str] | None = None,
 ) -> None:
     """Run ``statement`` once per row straight on the DBAPI cursor.
@@ -113,22 +113,22 @@ def executemany_raw(
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     sql = str(compiled)
-    params: Sequence[Any] = rows
+    params: Iterable[Any] = rows
     if names is not None:
         order = list(getattr(compiled, "positiontup", None) or [])
         if not connection.dialect.positional:
             params = [dict(zip(names, row, strict=True)) for row in rows]
         elif order != list(names):
             where = [list(names).index(name) for name in order]
-            tuples = cast("Sequence[tuple[Any, ...]]", rows)
+            tuples = cast("Iterable[tuple[Any, ...]]", rows)
             params = [tuple(row[i] for i in where) for row in tuples]
     elif connection.dialect.positional:
         order = getattr(compiled, "positiontup", None) or []
-        named = cast("Sequence[dict[str, Any]]", rows)
+        named = cast("Iterable[dict[str, Any]]", rows)
         params = [tuple(row[name] for name in order) for row in named]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, params)
+        cursor.executemany(sql, params)  # type: ignore[arg-type]
     finally:
         cursor.close()
 

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -48,19 +48,28 @@ class NewPoint(NamedTuple):
     time: float | None
 
 
+class Columns(NamedTuple):
+    """One metric's points as parallel columns; ``times`` None means server time."""
+
+    steps: Sequence[int]
+    values: Sequence[float]
+    times: Sequence[float] | None
+
+
 @dataclass
 class Ingest:
     """What an ingest stored: the new points of each key, in arrival order."""
 
     branch_id: int
     received: int
-    stored: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    stored: dict[str, Columns] = field(default_factory=dict)
+    """Per key, the points that were new; their ``times`` are never None."""
     revived: bool = False
 
     @property
     def stored_count(self) -> int:
         """Return how many points were new."""
-        return sum(len(points) for points in self.stored.values())
+        return sum(len(column.steps) for column in self.stored.values())
 
 
 @dataclass
@@ -100,14 +109,6 @@ def resolve_branch(session: Session, run: Run, branch_id: int | None) -> int:
     return branch.id
 
 
-class Columns(NamedTuple):
-    """One metric's points as parallel columns; ``times`` None means server time."""
-
-    steps: Sequence[int]
-    values: Sequence[float]
-    times: Sequence[float] | None
-
-
 def append_points(
     session: Session, run: Run, points: Sequence[NewPoint], branch_id: int | None
 ) -> Ingest:
@@ -130,11 +131,6 @@ def append_points(
     return append_columns(session, run, columns, branch_id)
 
 
-# TODO: One server process ingests about 30k points/s on two shared cores, well
-# short of 100k: the per-point Python work here (row tuples, the point-block
-# merge, the live payloads) is the limit, not SQLite. Building the level-0
-# blocks of a fresh batch with numpy from the batch itself, and reading the
-# columns as arrays instead of lists, would remove most of it.
 def append_columns(
     session: Session, run: Run, columns: dict[str, Columns], branch_id: int | None
 ) -> Ingest:
@@ -151,36 +147,53 @@ def append_columns(
     series_ids = _series_ids(session, target, set(columns))
     now = time.time()
     last_steps = _last_steps(session, series_ids.values())
-    # Rows in the order of the INSERT's columns: series_id, step, value, time.
-    rows: list[tuple[int, int, float | None, float]] = []
+    # Per key, the rows in the order of the INSERT's columns: series_id, step,
+    # value, time. Whole columns go to the driver as they are: no Python work
+    # per point here, which is what makes ingest fast.
+    rows: list[Iterable[tuple[int, int, float | None, float]]] = []
+    fresh_blocks: list[tuple[int, _Arrays]] = []
     for key, column in columns.items():
         series_id = series_ids[key]
         steps, values = column.steps, column.values
         times = column.times if column.times is not None else [now] * len(steps)
-        nullable = [None if value != value else value for value in values]
-        rows.extend(zip([series_id] * len(steps), steps, nullable, times, strict=True))
+        arrays = _Arrays.of(steps, values, times)
+        nullable: Sequence[float | None] = values
+        if arrays.has_nan:
+            nullable = [None if value != value else value for value in values]
+        rows.append(zip(repeat(series_id), steps, nullable, times))
         last = last_steps.get(series_id)
-        if (last is None or min(steps) > last) and _increasing(steps):
+        if (last is None or int(arrays.steps[0]) > last) and arrays.increasing:
             # Past every stored step and no step twice: every point is new.
-            ingest.stored[key] = list(zip(steps, values, times, strict=True))
+            ingest.stored[key] = Columns(steps, values, times)
+            fresh_blocks.append((series_id, arrays))
             continue
         existing = _existing_steps(session, series_id, steps)
-        stored = []
-        for step, value, point_time in zip(steps, values, times, strict=True):
+        new = []
+        for index, step in enumerate(steps):
             if step not in existing:
                 existing.add(step)
-                stored.append((step, value, point_time))
-        if stored:
-            ingest.stored[key] = stored
+                new.append(index)
+        if new:
+            ingest.stored[key] = Columns(
+                [steps[i] for i in new],
+                [values[i] for i in new],
+                [times[i] for i in new],
+            )
+            fresh_blocks.append((series_id, arrays.take(np.array(new, dtype=np.int64))))
 
     # One INSERT .. ON CONFLICT DO NOTHING, sent as executemany: the database,
     # not the checks above, guarantees that the first write of a point wins.
     statement = insert_ignoring_duplicates(
         session, Base.metadata.tables["points"], ["series_id", "step"]
     )
-    executemany_raw(session, statement, rows, ("series_id", "step", "value", "time"))
-    for key, stored in ingest.stored.items():
-        blocks.add_points(session, series_ids[key], stored)
+    executemany_raw(
+        session,
+        statement,
+        chain.from_iterable(rows),
+        ("series_id", "step", "value", "time"),
+    )
+    for series_id, arrays in fresh_blocks:
+        blocks.add_points(session, series_id, arrays.steps, arrays.values, arrays.times)
 
     if target == run.current_branch_id:
         _update_last_values(run, ingest.stored)
@@ -189,8 +202,34 @@ def append_columns(
     return ingest
 
 
-def _increasing(steps: Sequence[int]) -> bool:
-    return all(a < b for a, b in pairwise(steps))
+@dataclass(frozen=True)
+class _Arrays:
+    """One key's points of a batch as numpy columns."""
+
+    steps: IntArray
+    values: FloatArray
+    times: FloatArray
+
+    @classmethod
+    def of(
+        cls, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+    ) -> _Arrays:
+        return cls(
+            np.asarray(steps, dtype=np.int64),
+            np.asarray(values, dtype=np.float64),
+            np.asarray(times, dtype=np.float64),
+        )
+
+    @property
+    def has_nan(self) -> bool:
+        return bool(np.isnan(self.values).any())
+
+    @property
+    def increasing(self) -> bool:
+        return bool((self.steps[1:] > self.steps[:-1]).all())
+
+    def take(self, index: IntArray) -> _Arrays:
+        return _Arrays(self.steps[index], self.values[index], self.times[index])
 
 
 def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | None]:
@@ -245,13 +284,13 @@ def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, i
     return found
 
 
-def _update_last_values(
-    run: Run, stored: dict[str, list[tuple[int, float, float]]]
-) -> None:
+def _update_last_values(run: Run, stored: dict[str, Columns]) -> None:
     latest = dict(run.last_values)
     last_step = run.last_step
-    for key, points in stored.items():
-        step, value, _ = max(points, key=lambda point: point[0])
+    for key, column in stored.items():
+        steps = column.steps
+        index = max(range(len(steps)), key=steps.__getitem__)
+        step, value = steps[index], column.values[index]
         if key not in latest or step >= latest[key][0]:
             latest[key] = [step, json_value(value)]
         last_step = step if last_step is None else max(last_step, step)

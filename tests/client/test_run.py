@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,36 @@ def test_heartbeat_with_pending_nudge_fills_inbox(
     assert taken[0].nudge.param == "lr"
     assert taken[0].nudge.value == 0.01
     assert run.take_nudges() == []
+    run.finish()
+
+
+def test_heartbeat_holding_taken_nudge_waits_and_brings_next_quickly(
+    tmp_path: Path, running_server: LiveServer
+) -> None:
+    # A long wait, so the poll that holds the first nudge is still waiting.
+    run = _init(running_server.url, tmp_path, heartbeat_wait_s=10.0)
+    taken: list[Any] = []
+    with running_server.api() as api:
+        nudges_path = f"/api/runs/{run.id}/nudges"
+        api.post(nudges_path, json={"param": "lr", "value": 0.01}).raise_for_status()
+        wait_for(lambda: taken.extend(run.take_nudges()) or taken)
+        time.sleep(0.1)
+        beat_before = api.get(f"/api/runs/{run.id}").json()["heartbeat_at"]
+        time.sleep(0.5)
+        beat_after = api.get(f"/api/runs/{run.id}").json()["heartbeat_at"]
+
+        api.post(nudges_path, json={"param": "lr", "value": 0.02}).raise_for_status()
+        created = time.monotonic()
+        while not (second := run.take_nudges()):
+            assert time.monotonic() - created < 5, "second nudge never arrived"
+            time.sleep(0.002)
+        latency_s = time.monotonic() - created
+
+    # The taken nudge is still pending (never acknowledged), yet the client
+    # sent no heartbeat meanwhile: its poll waits past the nudge it holds.
+    assert beat_after == beat_before
+    assert [item.nudge.value for item in taken + second] == [0.01, 0.02]
+    assert latency_s < 0.2
     run.finish()
 
 

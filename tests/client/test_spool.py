@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
+from panda.client._sender import _Batch
 from panda.client._spool import Spool
+
+
+def points_record(step: int) -> dict[str, object]:
+    batch = _Batch()
+    batch.add(step, 0.0, [("loss", 1.0)])
+    return batch.record()
 
 
 def test_spool_replays_records_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.jsonl", max_bytes=10_000)
     for index in range(3):
-        spool.append(
-            {"op": "points", "points": [["loss", index, 1.0, 0.0]]}, droppable=True
-        )
+        spool.append(points_record(index), droppable=True)
     spool.append({"op": "finish", "status": "finished"}, droppable=False)
     records = list(spool.records())
     assert [record["op"] for _, record in records] == ["points"] * 3 + ["finish"]
 
     spool.mark_replayed(records[1][0])
-    assert [record["points"][0][1] for _, record in list(spool.records())[:1]] == [2]
+    assert [
+        record["columns"]["loss"]["steps"][0] for _, record in list(spool.records())[:1]
+    ] == [2]
     spool.mark_replayed(records[-1][0])
     assert not spool.pending
     assert not spool.path.exists()
@@ -30,8 +38,9 @@ def test_spool_replays_records_in_order(tmp_path: Path) -> None:
 def test_spool_when_full_drops_new_points_but_keeps_events(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spool = Spool(tmp_path / "s.jsonl", max_bytes=200)
-    point = {"op": "points", "points": [["loss", 0, 1.0, 0.0]]}
+    point = points_record(0)
+    record_bytes = len(json.dumps(point, separators=(",", ":"))) + 1
+    spool = Spool(tmp_path / "s.jsonl", max_bytes=4 * record_bytes + 20)
     with caplog.at_level(logging.WARNING, logger="panda"):
         accepted = [spool.append(point, droppable=True) for _ in range(10)]
         assert spool.append({"op": "ack", "nudge": 1, "body": {}}, droppable=False)

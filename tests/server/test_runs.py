@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from panda.config import Settings
+from panda.protocol import HEARTBEAT_HELD_MAX
 from panda.server.routes import runs as routes_runs
 from tests.conftest import _test_client_class
 from tests.server.conftest import Api
@@ -125,6 +127,90 @@ def test_heartbeat_long_poll_returns_when_nudge_arrives(
     assert [n["id"] for n in replies[0]["pending"]] == [nudge["id"]]
     # Woken by the nudge, well before the 20 s the poll was allowed to wait.
     assert time.monotonic() - started < 15
+
+
+def _add_nudge(api: Api, run_id: int, held_id: int) -> list[int]:
+    return [held_id, api.nudge(run_id, value=0.05)["id"]]
+
+
+def _cancel_held(api: Api, run_id: int, held_id: int) -> list[int]:
+    api.ok("POST", f"/runs/{run_id}/nudges/{held_id}/cancel")
+    return []
+
+
+def _reject_held(api: Api, run_id: int, held_id: int) -> list[int]:
+    body = {"status": "rejected", "reason": "scheduler owns lr"}
+    api.ok("POST", f"/runs/{run_id}/nudges/{held_id}/ack", json=body)
+    return []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_add_nudge, _cancel_held, _reject_held],
+    ids=["new nudge", "held cancelled", "held rejected"],
+)
+def test_heartbeat_holding_every_pending_nudge_waits_for_a_change(
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[Api, int, int], list[int]],
+) -> None:
+    # With the fallback recheck out of reach, only the hub can wake the poll.
+    monkeypatch.setattr(routes_runs, "HEARTBEAT_RECHECK_S", 60.0)
+    run = api.run()
+    held = api.nudge(run["id"])
+    replies: list[dict[str, Any]] = []
+
+    def wait() -> None:
+        path = f"/runs/{run['id']}/heartbeat?wait_s=20"
+        replies.append(api.ok("POST", path, json={"held": [held["id"]]}))
+
+    waiter = threading.Thread(target=wait)
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.5)
+    assert not replies, "the poll answered although nothing changed"
+
+    expected = change(api, run["id"], held["id"])
+    waiter.join(25)
+    assert replies
+    assert [n["id"] for n in replies[0]["pending"]] == expected
+    # Woken by the change, well before the 20 s the poll was allowed to wait.
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize(
+    "body", [None, {"step": 4}, {"held": []}], ids=["no body", "no held", "held empty"]
+)
+def test_heartbeat_not_holding_pending_nudge_returns_at_once(
+    api: Api, body: dict[str, Any] | None
+) -> None:
+    run = api.run()
+    nudge = api.nudge(run["id"])
+    started = time.monotonic()
+    reply = api.ok("POST", f"/runs/{run['id']}/heartbeat?wait_s=20", json=body)
+
+    assert [n["id"] for n in reply["pending"]] == [nudge["id"]]
+    assert time.monotonic() - started < 15
+
+
+def test_heartbeat_holding_nudge_no_longer_pending_returns_at_once(api: Api) -> None:
+    run = api.run()
+    nudge = api.nudge(run["id"])
+    api.ok("POST", f"/runs/{run['id']}/nudges/{nudge['id']}/cancel")
+    started = time.monotonic()
+    path = f"/runs/{run['id']}/heartbeat?wait_s=20"
+    reply = api.ok("POST", path, json={"held": [nudge["id"]]})
+
+    assert reply["pending"] == []
+    assert time.monotonic() - started < 15
+
+
+def test_heartbeat_too_many_held_returns_422(api: Api) -> None:
+    run = api.run()
+    held = list(range(1, HEARTBEAT_HELD_MAX + 2))
+    path = f"/runs/{run['id']}/heartbeat"
+
+    assert "body.held" in api.ok("POST", path, 422, json={"held": held})["detail"]
 
 
 def test_heartbeat_negative_wait_returns_422(api: Api) -> None:

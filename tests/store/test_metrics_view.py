@@ -56,7 +56,10 @@ def _bulk_store(database: Database, run_id: int, values: np.ndarray) -> None:
             rows = [(series_id, step, None if math.isnan(value) else value, time)
                     for step, value, time in points]  # fmt: skip
             cursor.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
-            blocks.add_points(session, series_id, points)
+            steps, values, times = (
+                np.array(column) for column in zip(*points, strict=True)
+            )
+            blocks.add_points(session, series_id, steps, values, times)
             session.commit()
             return
         null = "\\N"

@@ -17,6 +17,7 @@ from panda.protocol import (
     Series,
     encode_value,
 )
+from panda.server.body import FastJSONRoute
 from panda.server.deps import HubDep, RunId, SessionDep, WriteAuth, WriteSessionDep
 from panda.server.live import LiveHub
 from panda.server.replies import run_out
@@ -24,7 +25,10 @@ from panda.store import metrics, runs, timelines
 from panda.store.metrics import Ingest, NewPoint, SeriesData
 
 router = APIRouter(
-    prefix="/runs/{run_id}/metrics", tags=["metrics"], dependencies=[WriteAuth]
+    prefix="/runs/{run_id}/metrics",
+    tags=["metrics"],
+    dependencies=[WriteAuth],
+    route_class=FastJSONRoute,
 )
 
 MetricKeyQuery = Annotated[
@@ -98,14 +102,14 @@ def _store_columns(body: PointBatch) -> dict[str, metrics.Columns]:
 def _publish_points(hub: LiveHub, run_id: int, ingest: Ingest) -> None:
     if not ingest.stored or not hub.has_subscribers(run_id, "points"):
         return
-    for key, points in ingest.stored.items():
+    for key, column in ingest.stored.items():
         payload = {
             "run": run_id,
             "branch": ingest.branch_id,
             "key": key,
-            "steps": [step for step, _, _ in points],
-            "values": [encode_value(value) for _, value, _ in points],
-            "times": [point_time for _, _, point_time in points],
+            "steps": column.steps,
+            "values": [encode_value(value) for value in column.values],
+            "times": column.times,
         }
         hub.publish(run_id, "points", _json(payload))
 

@@ -86,8 +86,9 @@ async def heartbeat(
     body: Heartbeat | None = None,
     wait_s: Annotated[float, Query(ge=0, description="long-poll, capped at 30")] = 0,
 ) -> HeartbeatReply:
-    """Mark the run alive and return its pending nudges, waiting up to wait_s."""
+    """Mark the run alive; return pending nudges, waiting up to wait_s for a change."""
     wait_s = min(wait_s, HEARTBEAT_MAX_WAIT_S)
+    held = frozenset(body.held) if body is not None else frozenset()
     # Subscribe first, so a nudge created during the first read still wakes us.
     # Only a nudge event ends the wait, so no other event reaches this queue.
     subscription = hub.subscribe(run_id, names=("nudge",))
@@ -97,7 +98,7 @@ async def heartbeat(
             publish_run(hub, revived)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while not reply.pending and reply.status == runs.RUNNING:
+        while _nothing_new(held, reply) and reply.status == runs.RUNNING:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -106,6 +107,16 @@ async def heartbeat(
         return reply
     finally:
         hub.unsubscribe(subscription)
+
+
+def _nothing_new(held: frozenset[int], reply: HeartbeatReply) -> bool:
+    """Tell if the pending nudges are exactly those the client holds.
+
+    A nudge not held, or a held one no longer pending (applied, rejected or
+    cancelled), is news the client must hear at once. A client that holds
+    nothing (``held`` empty or absent) hears at once of any pending nudge.
+    """
+    return {nudge.id for nudge in reply.pending} == held
 
 
 def _beat(database: Database, run_id: int) -> tuple[HeartbeatReply, RunOut | None]:
