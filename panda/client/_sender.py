@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +93,16 @@ class Sender(threading.Thread):
         # last finished sending (monotonic seconds).
         self._waiting = False
         self._idle_since = 0.0
+        # A points request may be in flight on the poster thread while this
+        # thread gathers the next batch; anything else waits for it first.
+        self._poster = _Poster()
+        self._in_flight: tuple[dict[str, Any], Future[None]] | None = None
 
     def wake(self) -> None:
         """Ask the thread to drain now rather than at its next tick."""
-        self._wake.set()
+        # set() takes a lock and notifies; skip it while a wake-up is pending.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def wake_if_idle(self) -> None:
         """Wake the thread if it has sent nothing for a flush interval.
@@ -121,6 +130,7 @@ class Sender(threading.Thread):
         self._stopping.set()
         self._wake.set()
         self.join(timeout_s)
+        self._poster.stop()
         self._client.close()
         self.spool.close()
 
@@ -136,6 +146,7 @@ class Sender(threading.Thread):
             except Exception:
                 logger.exception("panda sender hit an unexpected error; continuing")
             if stopping and not self.outbox:
+                self._settle()
                 return
             if sent:
                 self._idle_since = time.monotonic()
@@ -168,13 +179,22 @@ class Sender(threading.Thread):
             self._dispatch(batch.record())
 
     def _hold_barrier(self, barrier: threading.Event) -> None:
+        self._settle()
         if self.spool.pending:
             self._waiting_barriers.append(barrier)
         else:
             barrier.set()
 
     def _dispatch(self, record: dict[str, Any]) -> None:
+        self._settle()
         if not self.spool.pending:
+            if record["op"] == "points" and self.run_id is not None:
+                # Sent while this thread gathers the next batch: the server
+                # stores one batch as the client builds the next. Points may
+                # arrive in any order; everything else waits in _settle.
+                future = self._poster.submit(lambda: self._send_points(record))
+                self._in_flight = (record, future)
+                return
             try:
                 self._execute(record)
                 return
@@ -182,7 +202,20 @@ class Sender(threading.Thread):
                 self._note_down(error)
         self.spool.append(record, droppable=record["op"] == "points")
 
+    def _settle(self) -> None:
+        """Wait for the points request in flight; spool it if the server was away."""
+        if self._in_flight is None:
+            return
+        record, future = self._in_flight
+        self._in_flight = None
+        try:
+            future.result()
+        except ServerDown as error:
+            self._note_down(error)
+            self.spool.append(record, droppable=True)
+
     def _replay(self) -> None:
+        self._settle()
         logger.debug("replaying spool %s", self.spool.path)
         for end_offset, record in self.spool.records():
             try:
@@ -290,10 +323,10 @@ class Sender(threading.Thread):
         quiet_statuses: tuple[int, ...] = (),
     ) -> Any:
         """Send one request; return its JSON, or None if the server refused it."""
+        # pydantic's encoder: about ten times faster than json.dumps on
+        # batches of numbers, the bulk of what goes out.
+        content = None if body is None else pydantic_core.to_json(body)
         try:
-            # pydantic's encoder: about ten times faster than json.dumps on
-            # batches of numbers, the bulk of what goes out.
-            content = None if body is None else pydantic_core.to_json(body)
             response = self._client.request(
                 method, path, content=content, headers=_JSON_HEADERS
             )
@@ -317,6 +350,41 @@ class Sender(threading.Thread):
             )
             return None
         return response.json()
+
+
+class _Poster:
+    """A daemon thread that runs one submitted call at a time, in order."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[[], None], Future[None]] | None]
+        self._calls = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, call: Callable[[], None]) -> Future[None]:
+        """Queue ``call``; the future holds its outcome."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="panda-poster", daemon=True
+            )
+            self._thread.start()
+        future: Future[None] = Future()
+        self._calls.put((call, future))
+        return future
+
+    def stop(self) -> None:
+        """End the thread once the queued calls are done."""
+        if self._thread is not None:
+            self._calls.put(None)
+
+    def _work(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, future = item
+            try:
+                call()
+            except BaseException as error:  # handed to whoever waits on it
+                future.set_exception(error)
+            else:
+                future.set_result(None)
 
 
 class _Batch:

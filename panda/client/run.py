@@ -136,11 +136,15 @@ class Run:
             ValueError: a negative step, a key that is not a string, or a value
                 that is not a number or a 0-dim tensor.
         """
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        # The exact-type tests first: the ABC checks cost more than the rest
+        # of the call.
+        if type(step) is not int and (
+            isinstance(step, bool) or not isinstance(step, numbers.Integral)
+        ):
             raise ValueError(f"step must be an int, got {step!r}")
         if not 0 <= step <= STEP_MAX:
             raise ValueError(f"step must be >= 0, got {step}")
-        if not isinstance(metrics, Mapping):
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise ValueError(f"metrics must be a mapping, got {type(metrics).__name__}")
 
         now = time.time()
