@@ -127,8 +127,9 @@ class Run:
 
         Args:
             metrics: metric name to value: a float, an int, or a 0-dim tensor.
-                A tensor is detached and read in the background thread, so the
-                device sync that reading needs never stalls the training thread.
+                A tensor on an accelerator is copied and read in the background
+                thread, so the device sync that reading needs never stalls the
+                training thread; a CPU tensor is read at once.
             step: the optimizer step the values describe (0-based, see the
                 architecture notes).
 
@@ -512,13 +513,17 @@ def _check_key(key: object) -> str:
 
 
 def _check_value(key: str, value: object) -> Any:
-    """Return a float, or a detached copy of a 0-dim tensor, for ``value``."""
+    """Return a float for ``value``, or a detached copy of a 0-dim tensor that
+    lives on an accelerator (read later, in the sender thread)."""
     if isinstance(value, (float, int, numbers.Real)):
         return float(value)
     detach = getattr(value, "detach", None)
     if detach is not None and getattr(value, "ndim", None) == 0:
         if value.is_complex():  # type: ignore[attr-defined]
             raise ValueError(f"metric {key!r}: complex tensors are not numbers")
+        if value.device.type == "cpu":  # type: ignore[attr-defined]
+            # Reading a CPU tensor waits for nothing, and is cheaper than a copy.
+            return float(value.item())  # type: ignore[attr-defined]
         # clone() guards against the caller updating the tensor in place before
         # the sender reads it; neither call waits for the device.
         return detach().clone()
