@@ -1,10 +1,10 @@
 """Resident memory of a ``panda serve`` process while it ingests many points.
 
 Starts ``python -m panda serve`` as a subprocess, then POSTs ``--points`` points
-(three metrics a step, 5,000 points a request, the client's batch size) to one
-run, reading the server's VmRSS and VmHWM from /proc at the start and after each
-quarter. The bench side builds the JSON bodies in a second thread so the server
-is never kept waiting. At the end it reads one metric back downsampled
+(three metrics a step, 20,000 points a request as parallel columns: the
+client's batch size and form) to one run, reading the server's VmRSS and VmHWM
+from /proc at the start and after each quarter. The bench side builds the JSON
+bodies in a second thread so the server is never kept waiting. At the end it reads one metric back downsampled
 (``max_points=2000``), the dashboard's first request, and reads memory again.
 
 The baseline is the idle server's RSS, measured in the same run.
@@ -15,7 +15,6 @@ The baseline is the idle server's RSS, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import threading
 import time
@@ -23,9 +22,10 @@ from typing import Any
 
 import harness
 import httpx
+import pydantic_core
 
 KEYS = ("train/loss", "train/acc", "lr")
-BATCH_POINTS = 5000
+BATCH_POINTS = 20_000
 
 
 def bodies(total_points: int, out: queue.Queue[bytes | None]) -> None:
@@ -34,15 +34,15 @@ def bodies(total_points: int, out: queue.Queue[bytes | None]) -> None:
     total_steps = total_points // len(KEYS)
     now = time.time()
     for low in range(0, total_steps, steps_per_batch):
-        points = []
-        for step in range(low, min(total_steps, low + steps_per_batch)):
-            loss = 2.0 / (1.0 + 1e-5 * step) + (step % 97) * 1e-4
-            points.append({"key": KEYS[0], "step": step, "value": loss, "time": now})
-            points.append(
-                {"key": KEYS[1], "step": step, "value": 1 - loss / 3, "time": now}
-            )
-            points.append({"key": KEYS[2], "step": step, "value": 0.1, "time": now})
-        out.put(json.dumps({"points": points}).encode())
+        steps = list(range(low, min(total_steps, low + steps_per_batch)))
+        losses = [2.0 / (1.0 + 1e-5 * step) + (step % 97) * 1e-4 for step in steps]
+        values = (losses, [1 - loss / 3 for loss in losses], [0.1] * len(steps))
+        times = [now] * len(steps)
+        columns = {
+            key: {"steps": steps, "values": column, "times": times}
+            for key, column in zip(KEYS, values, strict=True)
+        }
+        out.put(pydantic_core.to_json({"columns": columns}))
     out.put(None)
 
 
