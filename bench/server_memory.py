@@ -4,8 +4,9 @@ Starts ``python -m panda serve`` as a subprocess, then POSTs ``--points`` points
 (three metrics a step, 20,000 points a request as parallel columns: the
 client's batch size and form) to one run, reading the server's VmRSS and VmHWM
 from /proc at the start and after each quarter. The bench side builds the JSON
-bodies in a second thread so the server is never kept waiting. At the end it reads one metric back downsampled
-(``max_points=2000``), the dashboard's first request, and reads memory again.
+bodies in a second thread so the server is never kept waiting. At the end it
+reads one metric back downsampled (``max_points=2000``), the dashboard's first
+request, and reads memory again.
 
 The baseline is the idle server's RSS, measured in the same run.
 
