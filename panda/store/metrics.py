@@ -288,9 +288,8 @@ def _update_last_values(run: Run, stored: dict[str, Columns]) -> None:
     latest = dict(run.last_values)
     last_step = run.last_step
     for key, column in stored.items():
-        steps = column.steps
-        index = max(range(len(steps)), key=steps.__getitem__)
-        step, value = steps[index], column.values[index]
+        step = max(column.steps)
+        value = column.values[column.steps.index(step)]
         if key not in latest or step >= latest[key][0]:
             latest[key] = [step, json_value(value)]
         last_step = step if last_step is None else max(last_step, step)

@@ -91,7 +91,7 @@ def _store_columns(body: PointBatch) -> dict[str, metrics.Columns]:
     columns = {}
     for key, column in body.columns.items():
         # Non-finite values arrive as strings; convert only when there are any.
-        if all(type(value) is float for value in column.values):
+        if str not in set(map(type, column.values)):
             values = cast("list[float]", column.values)
         else:
             values = [float(value) for value in column.values]
