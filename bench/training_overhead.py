@@ -288,6 +288,11 @@ def main() -> None:
     noise = max(abs(rows[0][2]), abs(rows[0][3]))
     wall, cpu, direct = rows[1][2], rows[1][3], rows[1][5]
     verdict = "met" if max(wall, cpu) <= 1.0 else "MISSED"
+    if noise > 1.0:
+        verdict += (
+            f" (but the noise floor is {noise:.2f}%: the time inside log() is the "
+            "figure that resolves 1% in this run)"
+        )
     print(
         f"\nnoise floor of the method: {noise:.2f}%. target panda overhead <= 1% "
         f"of step time: wall {wall:.2f}%, training-thread CPU {cpu:.2f}%, "
