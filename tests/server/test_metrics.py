@@ -201,3 +201,45 @@ def test_post_metrics_bad_columns_rejected_with_reason(
         "POST", f"/runs/{run['id']}/metrics", 422, json={"columns": {"loss": column}}
     )
     assert message in reply["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"columns": {"loss": {"steps": [0], "values": [1.0]}', "JSON"),
+        (b'{"columns": {"loss": {"steps": [0], "values": [1.0]}}} trailing', "JSON"),
+        (b'{"columns": {"loss": \xff}}', "JSON"),
+        (b"", "body"),
+        (
+            b'{"columns": {"x": {"steps": [1' + b"9" * 20 + b'], "values": [1]}}}',
+            "step",
+        ),
+    ],
+)
+def test_post_metrics_malformed_body_returns_422_and_keeps_data(
+    api: Api, body: bytes, message: str
+) -> None:
+    run = api.run()
+    api.log(run["id"], "loss", [0, 1])
+    reply = api.ok(
+        "POST",
+        f"/runs/{run['id']}/metrics",
+        422,
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert message in str(reply["detail"])
+    assert api.line(run["id"]) == [0, 1]
+
+
+def test_post_metrics_json_nan_literal_reads_as_nan(api: Api) -> None:
+    run = api.run()
+    body = b'{"columns": {"loss": {"steps": [0, 1], "values": [NaN, 2.5]}}}'
+    api.ok(
+        "POST",
+        f"/runs/{run['id']}/metrics",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    series = api.ok("GET", f"/runs/{run['id']}/metrics", params={"key": "loss"})
+    assert series["values"] == ["NaN", 2.5]
