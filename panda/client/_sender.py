@@ -213,6 +213,10 @@ class Sender(threading.Thread):
         except ServerDown as error:
             self._note_down(error)
             self.spool.append(record, droppable=True)
+        except Exception:
+            # As in run(): an unexpected error costs this batch, never the
+            # records after it.
+            logger.exception("panda sender hit an unexpected error; continuing")
 
     def _replay(self) -> None:
         self._settle()
