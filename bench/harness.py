@@ -174,7 +174,8 @@ def count_panda_points(home: Path, run_id: int) -> int:
 
     with contextlib.closing(sqlite3.connect(home / "panda.db")) as connection:
         row = connection.execute(
-            "SELECT count(*) FROM points JOIN series ON series.id = points.series_id "
+            "SELECT coalesce(sum(count), 0) FROM point_chunks "
+            "JOIN series ON series.id = point_chunks.series_id "
             "JOIN branches ON branches.id = series.branch_id WHERE branches.run_id = ?",
             (run_id,),
         ).fetchone()

@@ -3,14 +3,15 @@
 Level ``k`` cuts a series' steps into aligned blocks of ``BLOCK_SIZES[k]`` steps
 and keeps, per block, how many points it holds, its first and last step, its
 lowest and highest point, and its first NaN. Level 0 summarises points; each
-higher level summarises 8 blocks of the level below. Ingest rewrites the
-blocks of the steps it stored, in the same transaction, by recomputing them
-from what the database holds, so resent and out-of-order batches leave them
-exact. A view covers a step range with the coarsest blocks that fit and the
-finer blocks or points at its edges (:func:`cover`).
+higher level summarises 8 blocks of the level below. Ingest folds the points it
+stored into their blocks, one upsert per block in the same transaction, so
+resent and out-of-order batches leave them exact. A view covers a step range
+with the coarsest blocks that fit and the finer blocks or points at its edges
+(:func:`cover`).
 
 Extremes ignore NaN unless a block holds nothing else; ties go to the earliest
-step. Migration 0002 fills blocks for older points by the same rules in SQL.
+step. Migrations 0002 and 0004 fill blocks for older points by the same rules
+in SQL.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from panda.store import chunks
 from panda.store.db import executemany_raw, fetch_raw
 from panda.store.models import BLOCK_SIZES
 
@@ -65,18 +67,6 @@ class Blocks:
 
     def __len__(self) -> int:
         return len(self.block)
-
-    @classmethod
-    def of_points(cls, rows: Sequence[tuple[Any, ...]]) -> Blocks:
-        """Return one block per ``(step, value, time)`` row; a NULL value is NaN."""
-        if not rows:
-            return cls.empty()
-        step_column, value_column, time_column = zip(*rows, strict=True)
-        return cls.of_arrays(
-            np.array(step_column, dtype=np.int64),
-            np.array(value_column, dtype=np.float64),
-            np.array(time_column, dtype=np.float64),
-        )
 
     @classmethod
     def of_arrays(
@@ -221,7 +211,7 @@ def add_points(
         parent = BLOCK_SIZES[0] if level == 0 else FANOUT
         fresh = merge(fresh, fresh.block // parent)
         rows.extend(_block_rows(series_id, level, fresh))
-    executemany_raw(session, text(_UPSERT), rows, _UPSERT_COLUMNS)
+    executemany_raw(session, _UPSERT_STATEMENT, rows, _UPSERT_COLUMNS)
 
 
 # The new summary wins an extreme by the rules of find_extremes: a number beats
@@ -269,6 +259,7 @@ ON CONFLICT (series_id, level, block) DO UPDATE SET
     {_pick(_NEW_NAN_WINS, "nan_time")}"""
 
 
+_UPSERT_STATEMENT = text(_UPSERT)
 _UPSERT_COLUMNS = (
     "series_id", "level", "block", "count", "first_step", "last_step", "min_step",
     "min_value", "min_time", "max_step", "max_value", "max_time", "nan_step",
@@ -339,9 +330,8 @@ def read_cover(
     parts = []
     for part_level, low, high in cover(first, last, level):
         if part_level == RAW:
-            parts.append(
-                Blocks.of_points(_select_points(session, series_id, low, high))
-            )
+            points = chunks.read(session, series_id, low, high)
+            parts.append(Blocks.of_arrays(points.steps, points.values, points.times))
         else:
             parts.append(_select_blocks(session, series_id, part_level, low, high))
     return Blocks.concat(parts)
@@ -354,16 +344,6 @@ _BLOCK_COLUMNS = (
     "max_step, max_value, max_time, coalesce(nan_step, -1) AS nan_step, "
     "coalesce(nan_time, 0.0) AS nan_time"
 )
-
-
-def _select_points(
-    session: Session, series_id: int, low: int, high: int
-) -> list[tuple[Any, ...]]:
-    statement = text(
-        "SELECT step, value, time FROM points WHERE series_id = :series "
-        "AND step BETWEEN :low AND :high ORDER BY step"
-    ).bindparams(series=series_id, low=low, high=high)
-    return fetch_raw(session, statement)
 
 
 def _select_blocks(

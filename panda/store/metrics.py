@@ -1,8 +1,8 @@
 """Metric points: fast idempotent ingest, and reading a line back, whole or as a view.
 
 A point is keyed by (series, step), a series being one metric key on one
-branch; the first write of a point wins and a resent one is ignored. NaN is
-stored as NULL; infinities are stored as they are.
+branch; the first write of a point wins and a resent one is ignored. Points
+are kept in chunks (:mod:`panda.store.chunks`), NaN and infinities as they are.
 """
 
 from __future__ import annotations
@@ -11,21 +11,20 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from panda.store import blocks
-from panda.store.db import executemany_raw, fetch_raw, insert_ignoring_duplicates
+from panda.store import blocks, chunks
+from panda.store.chunks import Points
+from panda.store.db import insert_ignoring_duplicates
 from panda.store.models import (
     BLOCK_SIZES,
     Base,
     Branch,
-    PointRow,
     Run,
     SeriesRow,
     utcnow,
@@ -146,112 +145,28 @@ def append_columns(
 
     series_ids = _series_ids(session, target, set(columns))
     now = time.time()
-    last_steps = _last_steps(session, series_ids.values())
-    # Per key, the rows in the order of the INSERT's columns: series_id, step,
-    # value, time. Whole columns go to the driver as they are: no Python work
-    # per point here, which is what makes ingest fast.
-    rows: list[Iterable[tuple[int, int, float | None, float]]] = []
-    fresh_blocks: list[tuple[int, _Arrays]] = []
     for key, column in columns.items():
         series_id = series_ids[key]
         steps, values = column.steps, column.values
         times = column.times if column.times is not None else [now] * len(steps)
-        arrays = _Arrays.of(steps, values, times)
-        nullable: Sequence[float | None] = values
-        if arrays.has_nan:
-            nullable = [None if value != value else value for value in values]
-        rows.append(zip(repeat(series_id), steps, nullable, times))
-        last = last_steps.get(series_id)
-        if (last is None or int(arrays.steps[0]) > last) and arrays.increasing:
-            # Past every stored step and no step twice: every point is new.
+        points = Points.of(steps, values, times)
+        new = chunks.store(session, series_id, points)
+        if len(new) == len(points):
             ingest.stored[key] = Columns(steps, values, times)
-            fresh_blocks.append((series_id, arrays))
-            continue
-        existing = _existing_steps(session, series_id, steps)
-        new = []
-        for index, step in enumerate(steps):
-            if step not in existing:
-                existing.add(step)
-                new.append(index)
-        if new:
+        elif len(new):
+            points = points.take(new)
             ingest.stored[key] = Columns(
-                [steps[i] for i in new],
-                [values[i] for i in new],
-                [times[i] for i in new],
+                points.steps.tolist(), points.values.tolist(), points.times.tolist()
             )
-            fresh_blocks.append((series_id, arrays.take(np.array(new, dtype=np.int64))))
-
-    # One INSERT .. ON CONFLICT DO NOTHING, sent as executemany: the database,
-    # not the checks above, guarantees that the first write of a point wins.
-    statement = insert_ignoring_duplicates(
-        session, Base.metadata.tables["points"], ["series_id", "step"]
-    )
-    executemany_raw(
-        session,
-        statement,
-        chain.from_iterable(rows),
-        ("series_id", "step", "value", "time"),
-    )
-    for series_id, arrays in fresh_blocks:
-        blocks.add_points(session, series_id, arrays.steps, arrays.values, arrays.times)
+        else:
+            continue
+        blocks.add_points(session, series_id, points.steps, points.values, points.times)
 
     if target == run.current_branch_id:
         _update_last_values(run, ingest.stored)
     run.updated_at = utcnow()
     session.commit()
     return ingest
-
-
-@dataclass(frozen=True)
-class _Arrays:
-    """One key's points of a batch as numpy columns."""
-
-    steps: IntArray
-    values: FloatArray
-    times: FloatArray
-
-    @classmethod
-    def of(
-        cls, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
-    ) -> _Arrays:
-        return cls(
-            np.asarray(steps, dtype=np.int64),
-            np.asarray(values, dtype=np.float64),
-            np.asarray(times, dtype=np.float64),
-        )
-
-    @property
-    def has_nan(self) -> bool:
-        return bool(np.isnan(self.values).any())
-
-    @property
-    def increasing(self) -> bool:
-        return bool((self.steps[1:] > self.steps[:-1]).all())
-
-    def take(self, index: IntArray) -> _Arrays:
-        return _Arrays(self.steps[index], self.values[index], self.times[index])
-
-
-def _last_steps(session: Session, series_ids: Iterable[int]) -> dict[int, int | None]:
-    """Return each series' last stored step, None for a series without points."""
-    # A correlated MAX per series is one index seek each; a GROUP BY would scan.
-    last = (
-        select(func.max(PointRow.step))
-        .where(PointRow.series_id == SeriesRow.id)
-        .scalar_subquery()
-    )
-    query = select(SeriesRow.id, last).where(SeriesRow.id.in_(list(series_ids)))
-    return dict(session.execute(query).all())
-
-
-def _existing_steps(session: Session, series_id: int, steps: Sequence[int]) -> set[int]:
-    """Return the steps of the series already stored within ``steps``' span."""
-    query = select(PointRow.step).where(
-        PointRow.series_id == series_id,
-        PointRow.step >= min(steps),
-        PointRow.step <= max(steps),
-    )
-    return set(session.scalars(query))
 
 
 def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, int]:
@@ -405,13 +320,9 @@ def _line_parts(
         high = high if max_step is None else min(high, max_step)
         if series_id is None or low > high:
             continue
-        in_range = select(PointRow.step).where(
-            PointRow.series_id == series_id, PointRow.step.between(low, high)
-        )
-        first = session.scalar(in_range.order_by(PointRow.step).limit(1))
-        last = session.scalar(in_range.order_by(PointRow.step.desc()).limit(1))
-        if first is not None and last is not None:
-            parts.append(_Part(segment.branch_id, series_id, first, last))
+        found = chunks.span(session, series_id, low, high)
+        if found is not None:
+            parts.append(_Part(segment.branch_id, series_id, *found))
     return parts
 
 
@@ -424,19 +335,11 @@ def _coarsest_level(width: int) -> int:
 def _read_points(session: Session, parts: Sequence[_Part]) -> SeriesData:
     data = SeriesData([], [], [], [], total=0, downsampled=False)
     for part in parts:
-        query = (
-            select(PointRow.step, PointRow.value, PointRow.time)
-            .where(
-                PointRow.series_id == part.series_id,
-                PointRow.step.between(part.first, part.last),
-            )
-            .order_by(PointRow.step)
-        )
-        rows = fetch_raw(session, query)
-        data.steps.extend(row[0] for row in rows)
-        data.values.extend(math.nan if row[1] is None else row[1] for row in rows)
-        data.times.extend(row[2] for row in rows)
-        data.branches.extend([part.branch_id] * len(rows))
+        points = chunks.read(session, part.series_id, part.first, part.last)
+        data.steps.extend(points.steps.tolist())
+        data.values.extend(points.values.tolist())
+        data.times.extend(points.times.tolist())
+        data.branches.extend([part.branch_id] * len(points))
     data.total = len(data.steps)
     return data
 

@@ -34,8 +34,8 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(engine: Engine) -> None:
-    """Migrate the database behind ``engine`` to the newest schema.
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database behind ``engine`` to ``revision``, the newest by default.
 
     Raises:
         SchemaOutdated: the database carries a revision this panda does not know,
@@ -55,7 +55,7 @@ def upgrade(engine: Engine) -> None:
                 "database"
             )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
         after = current_revision(connection)
 
     if after != before:

@@ -1,8 +1,10 @@
 """The tables: runs, their branches, metric series and points, nudges, checkpoints.
 
 A run's history is a tree of branches. Points belong to a series, which is one
-metric key on one branch; a point's primary key is ``(series_id, step)``, so a
-resent point is ignored. ``points.value`` NULL means NaN on every database.
+metric key on one branch, and are stored in *chunks* (``point_chunks``) of up to
+``CHUNK_POINTS`` consecutive points packed as arrays: a series holds at most one
+point per step, so a resent point is ignored, and NaN and infinities are kept
+as they are (see :mod:`panda.store.chunks`).
 
 Each series also keeps *blocks* (``point_blocks``): per level, the count,
 extremes and first NaN of the points in every aligned run of ``BLOCK_SIZES[level]``
@@ -28,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -47,8 +50,14 @@ NAMING_CONVENTION = {
 
 KEY_MAX_CHARS = 200
 NAME_MAX_CHARS = 200
-BLOCK_SIZES = (8, 64, 512, 4096, 32768)
-"""Steps per block at each rollup level; each level groups 8 blocks of the one below."""
+CHUNK_POINTS = 512
+"""Points a chunk holds at most. A full chunk is 12 KiB; appending to a series
+rewrites its last chunk, so this bounds the bytes written per batch."""
+BLOCK_SIZES = (64, 512, 4096, 32768)
+"""Steps per block at each rollup level; each level groups 8 blocks of the one below.
+
+Views of fewer than 64 steps per bucket read the points themselves, which the
+chunks make cheap; a finer level would cost ingest more than it saves views."""
 
 
 def utcnow() -> datetime:
@@ -140,20 +149,24 @@ class SeriesRow(Base):
     key: Mapped[str] = mapped_column(String(KEY_MAX_CHARS))
 
 
-class PointRow(Base):
-    """One value of a series at one step; NULL value means NaN."""
+class PointChunk(Base):
+    """Consecutive points of a series, steps ``first_step..last_step``, as arrays.
 
-    __tablename__ = "points"
-    # WITHOUT ROWID stores rows in primary-key order: a range of steps is one seek.
-    __table_args__ = (
-        PrimaryKeyConstraint("series_id", "step"),
-        {"sqlite_with_rowid": False},
-    )
+    ``step_array`` holds little-endian int64 steps, strictly increasing;
+    ``value_array`` and ``time_array`` little-endian float64 values and times.
+    Chunks of one series never overlap in steps.
+    """
+
+    __tablename__ = "point_chunks"
+    __table_args__ = (PrimaryKeyConstraint("series_id", "first_step"),)
 
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[float | None] = mapped_column(Float)
-    time: Mapped[float] = mapped_column(Float)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    step_array: Mapped[bytes] = mapped_column(LargeBinary)
+    value_array: Mapped[bytes] = mapped_column(LargeBinary)
+    time_array: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PointBlock(Base):

@@ -8,7 +8,7 @@ import random
 import numpy as np
 from sqlalchemy import select, text
 
-from panda.store import blocks, metrics, migrate, runs, timelines
+from panda.store import blocks, chunks, metrics, migrate, runs, timelines
 from panda.store.db import Database
 from panda.store.metrics import NewPoint
 from panda.store.models import SeriesRow
@@ -35,46 +35,22 @@ def _read(database: Database, run_id: int, **kwargs: int) -> metrics.SeriesData:
 
 
 def _bulk_store(database: Database, run_id: int, values: np.ndarray) -> None:
-    """Store ``values`` at steps 0.. as ingest would, faster than batches can.
+    """Store ``values`` at steps 0.. as ingest would, in one batch of arrays.
 
-    Step 0 goes through ingest, which creates the series; the rest goes straight
-    into the points table. On SQLite the blocks then come from one call of the
-    ingest code; on PostgreSQL, where that many upserts take long, from the
-    migration that fills blocks for older points (the last test checks that
-    both give the same blocks).
+    Step 0 goes through ingest, which creates the series; the rest goes to the
+    chunk store and the blocks in one call each, skipping the per-batch work
+    of the HTTP path.
     """
     _append(database, run_id, [NewPoint("loss", 0, float(values[0]), 0.0)])
-    points = [
-        (step, float(values[step]), float(step)) for step in range(1, len(values))
-    ]
+    steps = np.arange(1, len(values), dtype=np.int64)
+    points = chunks.Points(steps, values[1:].astype(np.float64), steps * 1.0)
     with database.session(write=True) as session:
         series_id = session.scalar(select(SeriesRow.id).where(SeriesRow.key == "loss"))
         assert series_id is not None
-        connection = session.connection()
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        if connection.dialect.name == "sqlite":
-            rows = [(series_id, step, None if math.isnan(value) else value, time)
-                    for step, value, time in points]  # fmt: skip
-            cursor.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
-            steps, values, times = (
-                np.array(column) for column in zip(*points, strict=True)
-            )
-            blocks.add_points(session, series_id, steps, values, times)
-            session.commit()
-            return
-        null = "\\N"
-        table = "".join(
-            f"{series_id}\t{step}\t{null if math.isnan(value) else repr(value)}\t"
-            f"{time!r}\n"
-            for step, value, time in points
-        )
-        with cursor.copy(
-            "COPY points (series_id, step, value, time) FROM STDIN"
-        ) as copy:
-            copy.write(table)
+        stored = chunks.store(session, series_id, points)
+        blocks.add_points(session, series_id, points.steps, points.values, points.times)
         session.commit()
-    migrate.downgrade(database.engine, "0001")
-    migrate.upgrade(database.engine)
+    assert len(stored) == len(points)
 
 
 def _blocks_table(database: Database) -> list[tuple[object, ...]]:
