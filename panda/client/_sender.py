@@ -11,13 +11,15 @@ the server answers again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import operator
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -392,37 +394,54 @@ class _Poster:
 
 
 class _Batch:
-    """Points of consecutive ``log`` calls gathered as parallel columns per key."""
+    """Points of consecutive ``log`` calls, turned into parallel columns per key."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
+        self.calls: list[tuple[int, float, dict[str, Any]]] = []
         self.count = 0
 
-    def add(self, step: int, logged_at: float, pairs: list[tuple[str, Any]]) -> None:
-        """Add one ``log`` call: its step, its time and its ``(key, value)`` pairs."""
-        columns = self.columns
-        for key, value in pairs:
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = ([], [], [])
-            column[0].append(step)
-            column[1].append(value)
-            column[2].append(logged_at)
-        self.count += len(pairs)
+    def add(self, step: int, logged_at: float, values: dict[str, Any]) -> None:
+        """Add one ``log`` call: its step, its time and its values by key."""
+        self.calls.append((step, logged_at, values))
+        self.count += len(values)
 
     def record(self) -> dict[str, Any]:
         """Return the batch as a ``points`` record, ready for JSON."""
-        columns = {
+        columns: dict[str, tuple[list[int], list[Any], list[float]]] = {}
+        # Calls that log the same keys, the usual case, become columns through
+        # C-level map() and extend(): no Python work per point.
+        for keys, group in itertools.groupby(self.calls, key=_logged_keys):
+            calls = list(group)
+            steps = list(map(_step_of, calls))
+            times = list(map(_time_of, calls))
+            logged = list(map(_values_of, calls))
+            for key in keys:
+                column = columns.get(key)
+                if column is None:
+                    column = columns[key] = ([], [], [])
+                column[0].extend(steps)
+                column[1].extend(map(operator.itemgetter(key), logged))
+                column[2].extend(times)
+        wire = {
             key: {"steps": steps, "values": _wire_values(values), "times": times}
-            for key, (steps, values, times) in self.columns.items()
+            for key, (steps, values, times) in columns.items()
         }
-        return {"op": "points", "count": self.count, "columns": columns}
+        return {"op": "points", "count": self.count, "columns": wire}
+
+
+_step_of = operator.itemgetter(0)
+_time_of = operator.itemgetter(1)
+_values_of = operator.itemgetter(2)
+
+
+def _logged_keys(call: tuple[int, float, dict[str, Any]]) -> KeysView[str]:
+    return call[2].keys()
 
 
 def _wire_values(values: list[Any]) -> list[float | str]:
     # float() of a tensor is a device sync (.item()): it happens here, in the
     # sender thread, never in the training thread.
-    numbers = [value if type(value) is float else float(value) for value in values]
+    numbers = list(map(float, values))
     if math.isfinite(sum(numbers)):
         return numbers  # type: ignore[return-value]
     # Some value is not finite (or the sum overflowed): spell those out.

@@ -149,24 +149,30 @@ class Run:
             raise ValueError(f"metrics must be a mapping, got {type(metrics).__name__}")
 
         now = time.time()
-        pairs = []
-        keys = self._checked_keys
-        for key, value in metrics.items():
-            if key not in keys:
-                _check_key(key)
-                if len(keys) < CHECKED_KEYS_MAX:
-                    keys.add(key)
-            pairs.append(
-                (key, value if type(value) is float else _check_value(key, value))
-            )
+        if not metrics.keys() <= self._checked_keys:
+            self._check_keys(metrics)
+        # A copy: the caller may reuse its dict. Floats, by far the most common
+        # values, are kept as they are; the sender reads the rest.
+        values = dict(metrics)
+        for key, value in values.items():
+            if type(value) is not float:
+                values[key] = _check_value(key, value)
         outbox = self._sender.outbox
-        outbox.append((int(step), now, pairs))
+        outbox.append((int(step), now, values))
         if self._last_step is None or step > self._last_step:
             self._last_step = int(step)
         if len(outbox) >= WAKE_AT_RECORDS:
             self._sender.wake()
         else:
             self._sender.wake_if_idle()
+
+    def _check_keys(self, metrics: Mapping[str, Any]) -> None:
+        keys = self._checked_keys
+        for key in metrics:
+            if key not in keys:
+                _check_key(key)
+                if len(keys) < CHECKED_KEYS_MAX:
+                    keys.add(key)
 
     def flush(self, *, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far reached the server.

@@ -75,6 +75,21 @@ def test_log_with_numpy_scalars_accepts_them(tmp_path: Path) -> None:
         run.finish(timeout_s=0.1)
 
 
+def test_log_of_a_reused_dict_keeps_the_values_of_the_call(
+    tmp_path: Path, running_server: LiveServer
+) -> None:
+    run = _init(running_server.url, tmp_path)
+    metrics = {"loss": 0.0}
+    for step in range(50):
+        metrics["loss"] = float(step)
+        run.log(metrics, step=step)
+    assert run.flush()
+    assert run.id is not None
+
+    assert _points(running_server, run.id, "loss") == [float(s) for s in range(50)]
+    run.finish()
+
+
 def test_log_while_sender_is_stuck_returns_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

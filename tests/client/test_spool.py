@@ -14,7 +14,7 @@ from panda.client._spool import Spool
 
 def points_record(step: int) -> dict[str, object]:
     batch = _Batch()
-    batch.add(step, 0.0, [("loss", 1.0)])
+    batch.add(step, 0.0, {"loss": 1.0})
     return batch.record()
 
 
