@@ -346,11 +346,14 @@ _BLOCK_COLUMNS = (
 )
 
 
+_SELECT_BLOCKS = text(
+    f"SELECT {_BLOCK_COLUMNS} FROM point_blocks WHERE series_id = :series "
+    "AND level = :level AND block BETWEEN :low AND :high ORDER BY block"
+)
+
+
 def _select_blocks(
     session: Session, series_id: int, level: int, low: int, high: int
 ) -> Blocks:
-    statement = text(
-        f"SELECT {_BLOCK_COLUMNS} FROM point_blocks WHERE series_id = :series "
-        "AND level = :level AND block BETWEEN :low AND :high ORDER BY block"
-    ).bindparams(series=series_id, level=level, low=low, high=high)
-    return Blocks.of_rows(fetch_raw(session, statement))
+    params = {"series": series_id, "level": level, "low": low, "high": high}
+    return Blocks.of_rows(fetch_raw(session, _SELECT_BLOCKS, params))

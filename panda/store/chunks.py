@@ -111,7 +111,8 @@ def store(session: Session, series_id: int, points: Points) -> IntArray:
     """
     if not len(points):
         return np.empty(0, dtype=np.int64)
-    if points.increasing:
+    increasing = points.increasing
+    if increasing:
         first_index = np.arange(len(points), dtype=np.int64)
         candidates = points
     else:
@@ -123,7 +124,7 @@ def store(session: Session, series_id: int, points: Points) -> IntArray:
     if tail is None or int(candidates.steps[0]) > int(tail.points.steps[-1]):
         # Past every stored step: every point is new, and goes at the end.
         _append(session, series_id, tail, candidates)
-        return np.sort(first_index)
+        return first_index if increasing else np.sort(first_index)
 
     low, high = int(candidates.steps[0]), int(candidates.steps[-1])
     stored = _read_chunks(session, series_id, low, high)
@@ -238,18 +239,10 @@ def _decode(step_data: bytes, value_data: bytes, time_data: bytes) -> Points:
     )
 
 
-def _read_tail(session: Session, series_id: int) -> _Chunk | None:
-    """Return the series' last chunk, None when it holds no points."""
-    statement = text(
-        "SELECT first_step, step_array, value_array, time_array FROM point_chunks "
-        "WHERE series_id = :series ORDER BY first_step DESC LIMIT 1"
-    ).bindparams(series=series_id)
-    rows = fetch_raw(session, statement)
-    if not rows:
-        return None
-    first_step, *arrays = rows[0]
-    return _Chunk(first_step, _decode(*arrays))
-
+_TAIL = text(
+    "SELECT first_step, step_array, value_array, time_array FROM point_chunks "
+    "WHERE series_id = :series ORDER BY first_step DESC LIMIT 1"
+)
 
 # The chunks from the one that holds ``low`` (or the first after it) to the last
 # that starts at or before ``high``: two seeks on the primary key.
@@ -259,16 +252,30 @@ _CHUNKS_BETWEEN = (
     "FROM point_chunks WHERE series_id = :series AND first_step <= :low), :low) "
     "ORDER BY first_step {limit}"
 )
+_BETWEEN = text(
+    _CHUNKS_BETWEEN.format(columns="step_array, value_array, time_array", limit="")
+)
+_FIRST_STEPS = text(_CHUNKS_BETWEEN.format(columns="step_array", limit="LIMIT 2"))
+_LAST_STEPS = text(
+    "SELECT step_array FROM point_chunks WHERE series_id = :series "
+    "AND first_step <= :high ORDER BY first_step DESC LIMIT 1"
+)
+
+
+def _read_tail(session: Session, series_id: int) -> _Chunk | None:
+    """Return the series' last chunk, None when it holds no points."""
+    rows = fetch_raw(session, _TAIL, {"series": series_id})
+    if not rows:
+        return None
+    first_step, *arrays = rows[0]
+    return _Chunk(first_step, _decode(*arrays))
 
 
 def _read_chunks(session: Session, series_id: int, low: int, high: int) -> list[_Chunk]:
-    sql = _CHUNKS_BETWEEN.format(
-        columns="step_array, value_array, time_array", limit=""
-    )
-    statement = text(sql).bindparams(series=series_id, low=low, high=high)
+    params = {"series": series_id, "low": low, "high": high}
     return [
         _Chunk(first_step, _decode(*arrays))
-        for first_step, *arrays in fetch_raw(session, statement)
+        for first_step, *arrays in fetch_raw(session, _BETWEEN, params)
     ]
 
 
@@ -283,10 +290,8 @@ def span(
 ) -> tuple[int, int] | None:
     """Return the first and last stored step within ``[low, high]``, if any."""
     # The chunk that holds low, or the one after it when low falls in a gap.
-    sql = _CHUNKS_BETWEEN.format(columns="step_array", limit="LIMIT 2")
-    rows = fetch_raw(
-        session, text(sql).bindparams(series=series_id, low=low, high=high)
-    )
+    params = {"series": series_id, "low": low, "high": high}
+    rows = fetch_raw(session, _FIRST_STEPS, params)
     if not rows:
         return None
     steps = np.concatenate([np.frombuffer(row[1], dtype=_STEP_DTYPE) for row in rows])
@@ -294,11 +299,7 @@ def span(
     if not len(later) or int(later[0]) > high:
         return None
 
-    sql = (
-        "SELECT step_array FROM point_chunks WHERE series_id = :series "
-        "AND first_step <= :high ORDER BY first_step DESC LIMIT 1"
-    )
-    (row,) = fetch_raw(session, text(sql).bindparams(series=series_id, high=high))
+    (row,) = fetch_raw(session, _LAST_STEPS, {"series": series_id, "high": high})
     steps = np.frombuffer(row[0], dtype=_STEP_DTYPE)
     last = steps[np.searchsorted(steps, high, side="right") - 1]
     return int(later[0]), int(last)

@@ -7,12 +7,13 @@ threads never both read under a shared lock and then fail to upgrade it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, create_engine, event, make_url
+from sqlalchemy import Dialect, Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,26 +105,23 @@ def executemany_raw(
 ) -> None:
     """Run ``statement`` once per row straight on the DBAPI cursor.
 
-    For hot paths with plain int, float and None parameters: it skips
+    For hot paths with plain int, float, bytes and None parameters: it skips
     SQLAlchemy's per-row parameter processing, which costs more than the
     database itself on large batches. Rows are dicts, or tuples whose values
     follow ``names``; tuples already in the statement's positional order go
     to the driver as they are. It joins the session's transaction.
     """
     connection = session.connection()
-    compiled = statement.compile(dialect=connection.dialect)
-    sql = str(compiled)
+    sql, order = _compiled(statement, connection.dialect)
     params: Iterable[Any] = rows
     if names is not None:
-        order = list(getattr(compiled, "positiontup", None) or [])
         if not connection.dialect.positional:
             params = [dict(zip(names, row, strict=True)) for row in rows]
-        elif order != list(names):
+        elif list(order) != list(names):
             where = [list(names).index(name) for name in order]
             tuples = cast("Iterable[tuple[Any, ...]]", rows)
             params = [tuple(row[i] for i in where) for row in tuples]
     elif connection.dialect.positional:
-        order = getattr(compiled, "positiontup", None) or []
         named = cast("Iterable[dict[str, Any]]", rows)
         params = [tuple(row[name] for name in order) for row in named]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -133,22 +131,42 @@ def executemany_raw(
         cursor.close()
 
 
-def fetch_raw(session: Session, statement: ClauseElement) -> list[tuple[Any, ...]]:
-    """Return all rows of a select whose parameters are plain ints, unprocessed.
+def fetch_raw(
+    session: Session, statement: ClauseElement, params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Return all rows of a select, unprocessed by SQLAlchemy.
 
-    The parameters are rendered inline, which is safe only for numbers; it
-    avoids SQLAlchemy's per-row result processing on large reads.
+    With ``params``, ``statement`` should be built once (a module constant):
+    its SQL is compiled once per database kind. Without, parameters bound into
+    the statement are rendered inline, which is safe only for numbers. Either
+    way it avoids SQLAlchemy's per-row result processing on large reads.
     """
     connection = session.connection()
-    compiled = statement.compile(
-        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
-    )
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(str(compiled))
+        if params is None:
+            compiled = statement.compile(
+                dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+            )
+            cursor.execute(str(compiled))
+        else:
+            sql, order = _compiled(statement, connection.dialect)
+            if connection.dialect.positional:
+                cursor.execute(sql, tuple(params[name] for name in order))
+            else:
+                cursor.execute(sql, params)
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(
+    statement: ClauseElement, dialect: Dialect
+) -> tuple[str, tuple[str, ...]]:
+    """Return the statement's SQL for ``dialect`` and its parameters' order."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), tuple(getattr(compiled, "positiontup", None) or ())
 
 
 class Database:

@@ -145,6 +145,7 @@ def append_columns(
 
     series_ids = _series_ids(session, target, set(columns))
     now = time.time()
+    last_points: dict[str, tuple[int, float]] = {}
     for key, column in columns.items():
         series_id = series_ids[key]
         steps, values = column.steps, column.values
@@ -161,9 +162,11 @@ def append_columns(
         else:
             continue
         blocks.add_points(session, series_id, points.steps, points.values, points.times)
+        latest = int(np.argmax(points.steps))
+        last_points[key] = (int(points.steps[latest]), float(points.values[latest]))
 
     if target == run.current_branch_id:
-        _update_last_values(run, ingest.stored)
+        _update_last_values(run, last_points)
     run.updated_at = utcnow()
     session.commit()
     return ingest
@@ -199,12 +202,11 @@ def _series_ids(session: Session, branch_id: int, keys: set[str]) -> dict[str, i
     return found
 
 
-def _update_last_values(run: Run, stored: dict[str, Columns]) -> None:
+def _update_last_values(run: Run, last_points: dict[str, tuple[int, float]]) -> None:
+    """Follow the stored points whose step is the last of their key."""
     latest = dict(run.last_values)
     last_step = run.last_step
-    for key, column in stored.items():
-        step = max(column.steps)
-        value = column.values[column.steps.index(step)]
+    for key, (step, value) in last_points.items():
         if key not in latest or step >= latest[key][0]:
             latest[key] = [step, json_value(value)]
         last_step = step if last_step is None else max(last_step, step)
