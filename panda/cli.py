@@ -336,6 +336,16 @@ def resume(run: int, server: str | None, dry_run: bool) -> None:
             f"run {run} did not record its command; relaunch the script yourself "
             f"with PANDA_RESUME={run} set"
         )
+    # A fork starts from a checkpoint of its parent run, not one of its own.
+    if found["parent_run"] is None and not any(
+        not checkpoint["deleted"]
+        for checkpoint in api.request("GET", f"/runs/{run}/checkpoints")
+    ):
+        _fail(
+            f"run {run} has no checkpoint to resume from; a run takes them when "
+            "panda.babysit(...) is given checkpoint_every=STEPS or "
+            "checkpoint_every_s=SECONDS, and before every nudge"
+        )
     if found["status"] == "running":
         _fail(
             f"run {run} is still running; stop its process first, or wait until "

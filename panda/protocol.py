@@ -31,7 +31,8 @@ METRIC_KEY_MAX_CHARS = 200
 NOTE_MAX_CHARS = 2000
 NAME_MAX_CHARS = 200
 
-RunStatus = Literal["running", "finished", "failed", "crashed"]
+# "ready": a fork waiting for its first process (``panda resume``).
+RunStatus = Literal["running", "ready", "finished", "failed", "crashed"]
 NudgeStatus = Literal["pending", "applied", "rejected", "cancelled"]
 NudgeAction = Literal["set", "undo"]
 NudgeParam = Literal["lr", "momentum"]

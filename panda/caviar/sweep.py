@@ -4,7 +4,9 @@
 free slot gets a trial the server registered as pending (suggested by the
 sweep's strategy, or registered by someone else), and the trial's command runs
 with ``PANDA_URL``, ``PANDA_SWEEP``, ``PANDA_TRIAL`` and ``PANDA_PARAMS`` (JSON)
-in its environment, so ``panda.init()`` tags the run and links it to the trial.
+in its environment, so ``panda.init()`` tags the run and links it to the trial,
+and the runner's interpreter directory first on ``PATH``, so ``panda`` and
+``python`` in a command are those of the environment that runs the sweep.
 When a process ends, the trial's objective is the sweep's metric read back from
 the store: its last value, or its best one.
 
@@ -234,6 +236,11 @@ class SweepRunner:
         params = trial["params"]
         environment = {
             **os.environ,
+            # As if the environment that runs the sweep were activated: a
+            # command of "panda ..." or "python ..." finds its executables.
+            "PATH": os.pathsep.join(
+                [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+            ),
             "PANDA_URL": self.api.server,
             "PANDA_SWEEP": str(self.sweep_id),
             "PANDA_TRIAL": str(number),

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import ArgumentError, OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -66,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="panda",
         summary="Babysit a PyTorch training run",
         lifespan=_lifespan,
+        docs_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -78,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(sweeps.router)
     api.include_router(sweeps.runs_router)
     app.include_router(api)
+    app.add_api_route("/docs", _api_page, include_in_schema=False)
 
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -90,6 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
     # Mounted last: "/" would otherwise shadow the API routes.
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app
+
+
+def _api_page() -> HTMLResponse:
+    """The interactive API page, from the copy of Swagger UI under web/vendor."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="panda API",
+        swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/vendor/swagger-ui/favicon-32x32.png",
+    )
 
 
 def _open_database(settings: Settings) -> Database:

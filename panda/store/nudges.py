@@ -20,7 +20,7 @@ from panda.errors import Conflict, InvalidNudge, NudgeNotFound, RunNotActive
 from panda.store.checkpoints import get_checkpoint
 from panda.store.metrics import resolve_branch
 from panda.store.models import Branch, Checkpoint, Nudge, Run, utcnow
-from panda.store.runs import RUNNING, touch_run
+from panda.store.runs import READY, RUNNING, touch_run
 from panda.store.timelines import Segment, find_segment, start_branch
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def _check_finite(field: str, value: float | None) -> None:
         raise InvalidNudge(f"body.{field}: must be a finite number, got {value}")
 
 
-def _require_running(run: Run) -> None:
-    if run.status != RUNNING:
+def _require_running(run: Run, *, or_ready: bool = False) -> None:
+    if run.status != RUNNING and not (or_ready and run.status == READY):
         raise RunNotActive(
             f"run {run.id} is {run.status}, not running; resume it before nudging"
         )
@@ -105,14 +105,16 @@ def create_nudge(
 ) -> Nudge:
     """Request that the running job set ``param`` to ``value``; commit.
 
+    A fork that is ready takes the nudge at the first step of its first process.
+
     Raises:
         InvalidNudge: unknown param, a value it can never take, or a group that
             is neither a small index nor a short name.
-        RunNotActive: the run is not running.
+        RunNotActive: the run is neither running nor a ready fork.
     """
     check_value(param, value)
     check_group(group)
-    _require_running(run)
+    _require_running(run, or_ready=True)
     nudge = Nudge(
         run_id=run.id,
         action=SET,

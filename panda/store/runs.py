@@ -16,6 +16,7 @@ from panda.store.models import Branch, Run, utcnow
 logger = logging.getLogger(__name__)
 
 RUNNING = "running"
+READY = "ready"
 CRASHED = "crashed"
 ENDED_STATUSES = ("finished", "failed")
 
@@ -59,18 +60,20 @@ def create_run(
     """Add a running run and its root branch, and commit.
 
     A fork passes ``root_parent``: the branch of another run its root branch
-    leaves at ``root_start_step``.
+    leaves at ``root_start_step``. It is ready rather than running, with no
+    heartbeat, until a process resumes it.
     """
     now = utcnow()
+    fork = parent_run_id is not None
     run = Run(
         name=name or "",
-        status=RUNNING,
+        status=READY if fork else RUNNING,
         config=config,
         command=command,
         cwd=cwd,
         created_at=now,
         updated_at=now,
-        heartbeat_at=now,
+        heartbeat_at=None if fork else now,
         last_values={},
         parent_run_id=parent_run_id,
         parent_step=root_start_step if parent_run_id is not None else None,
@@ -108,18 +111,18 @@ def end_run(session: Session, run_id: int, status: str) -> Run:
 
 
 def touch_run(run: Run) -> bool:
-    """Record a sign of life; a crashed run is running again.
+    """Record a sign of life; a crashed or ready run is running again.
 
     Returns:
         True if the status changed. The caller commits.
     """
     now = utcnow()
     run.heartbeat_at = now
-    if run.status != CRASHED:
+    if run.status not in (CRASHED, READY):
         return False
+    logger.info("run %d has a live process again (was %s)", run.id, run.status)
     run.status = RUNNING
     run.updated_at = now
-    logger.info("run %d is alive again after being marked crashed", run.id)
     return True
 
 

@@ -42,6 +42,24 @@ def test_static_dashboard_loads_without_errors(
     assert page_errors == []
 
 
+def test_api_page_renders_from_vendored_files_only(
+    page: Any, server_url: str, page_errors: list[str]
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{server_url}/docs")
+
+    # Swagger UI 5 renders OpenAPI 3.1, the version FastAPI writes.
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("OAS 3.1")
+    expect(
+        page.locator(
+            ".opblock-summary-path[data-path='/api/runs/{run_id}/nudges']"
+        ).first
+    ).to_be_visible()
+    assert page_errors == []
+    assert requested and all(url.startswith(server_url) for url in requested), requested
+
+
 def test_runs_list_updates_live(
     page: Any,
     server_url: str,

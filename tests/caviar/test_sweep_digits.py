@@ -1,7 +1,9 @@
 """A real sweep of the digits demo from the command line, then a fork of its best.
 
 Eight one-epoch trials run two at a time against a real server; each is a
-``panda demo`` process that reads its params from the environment.
+``panda demo`` process that reads its params from the environment. The runner
+is started with its environment's bin directory off ``PATH``, as from a shell
+where the environment is not activated: the trials find ``panda`` all the same.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ def db_url(tmp_path: Path) -> str:
 
 
 def _panda(*args: str, home: Path, timeout_s: float = 60) -> str:
-    environment = {**os.environ, "PANDA_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    bin_dir = str(Path(sys.executable).parent)
+    path = [part for part in os.environ["PATH"].split(os.pathsep) if part != bin_dir]
+    environment = {
+        **os.environ,
+        "PANDA_HOME": str(home),
+        "OMP_NUM_THREADS": "1",
+        "PATH": os.pathsep.join(path),
+    }
     for name in ("PANDA_SWEEP", "PANDA_TRIAL", "PANDA_PARAMS", "PANDA_RESUME"):
         environment.pop(name, None)
     result = subprocess.run(
@@ -42,7 +51,7 @@ def _panda(*args: str, home: Path, timeout_s: float = 60) -> str:
 
 
 def _write_sweep(path: Path) -> None:
-    command = [sys.executable, "-m", "panda", "demo", "--epochs", "1", "--pace", "0"]
+    command = ["panda", "demo", "--epochs", "1", "--pace", "0"]
     path.write_text(
         "[sweep]\n"
         'name = "digits-e2e"\n'
@@ -106,6 +115,14 @@ def test_sweep_of_digits_demo_ranks_trials_and_best_forks(
         fork_id = int(forked.split()[1])
         fork = http.get(f"/api/runs/{fork_id}").json()
         nudges = http.get(f"/api/runs/{fork_id}/nudges").json()
+        relaunch = _panda(
+            "resume", str(fork_id), "--dry-run", "--server", live_server, home=tmp_path
+        )
+
+    assert fork["status"] == "ready"
+    assert fork["heartbeat_at"] is None
+    assert f"PANDA_RESUME={fork_id} " in relaunch
+    assert relaunch.rstrip().endswith("panda demo --epochs 1 --pace 0")
 
     assert fork["parent_run"] == best["run"]
     assert fork["config"]["lr"] == 0.01

@@ -20,6 +20,7 @@ CASES = [
     (["nudges", "abc"], "not a valid integer"),
     (["undo", "1", "999", "--server", "SERVER"], "nudge 999"),
     (["resume", "999", "--server", "SERVER"], "run 999 not found"),
+    (["resume", "2", "--server", "SERVER"], "no checkpoint to resume from"),
     (["plot", "1", "-o", "out.gif"], ".png or .svg"),
     (["serve", "--db", "bogus://x", "--port", "PORT"], "cannot use database"),
     (["serve", "--db", "sqlite:////no/such/dir/x.db", "--port", "PORT"], "cannot open"),
@@ -33,6 +34,7 @@ def test_bad_input_to_every_command_prints_one_error_line(
     server = serve().start()
     with server.api() as api:
         api.post("/runs", json={"name": "target"})
+        api.post("/runs", json={"name": "unsaved", "command": ["train.py"]})
     fill = {"SERVER": server.url, "DOWN": f"http://127.0.0.1:{free_port()}"}
     environment = {**os.environ, "PANDA_HOME": str(tmp_path / "cli-home")}
     environment.pop("PANDA_TOKEN", None)
