@@ -66,14 +66,14 @@ WireFloat = Annotated[float, PlainSerializer(encode_value, return_type=Any)]
 
 # Visible text: no control characters, and not only white space. Checked by
 # pydantic's compiled regex, not Python code, because a batch holds 100k keys.
-_KEY_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+METRIC_KEY_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 MetricKey = Annotated[
     str,
     StringConstraints(
         min_length=1,
         max_length=METRIC_KEY_MAX_CHARS,
         strip_whitespace=False,
-        pattern=_KEY_PATTERN,
+        pattern=METRIC_KEY_PATTERN,
     ),
 ]
 PointTime = Annotated[float, Field(allow_inf_nan=False)]

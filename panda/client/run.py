@@ -11,6 +11,7 @@ import atexit
 import logging
 import numbers
 import os
+import re
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ from panda.errors import (
 )
 from panda.protocol import (
     METRIC_KEY_MAX_CHARS,
+    METRIC_KEY_PATTERN,
     STEP_MAX,
     CheckpointReason,
     ResumePlan,
@@ -41,6 +43,8 @@ from panda.protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+_visible_key = re.compile(METRIC_KEY_PATTERN).fullmatch
 
 DEFAULT_SPOOL_MAX_BYTES = 256 * 2**20
 WAKE_AT_RECORDS = 1000
@@ -510,10 +514,11 @@ def _detail(response: httpx.Response) -> str:
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"metric names must be str, got {key!r}")
-    if not key.strip() or len(key) > METRIC_KEY_MAX_CHARS:
+    # The server's own rule: a batch holding one key it refuses is refused whole.
+    if len(key) > METRIC_KEY_MAX_CHARS or not _visible_key(key):
         raise ValueError(
             f"metric name {key!r} must be visible text of at most "
-            f"{METRIC_KEY_MAX_CHARS} characters"
+            f"{METRIC_KEY_MAX_CHARS} characters, without control characters"
         )
     return key
 

@@ -1,7 +1,8 @@
 """Domain errors and invalid requests mapped to HTTP status codes, in one place.
 
 Every reply keeps FastAPI's ``{"detail": "..."}`` shape with a sentence a
-person can act on. Bad input is a 4xx, never a 500.
+person can act on. Bad input is a 4xx, never a 500; a database that is busy or
+away is a 503 with ``Retry-After``, which the panda client retries.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from panda.errors import (
     CheckpointNotFound,
@@ -111,9 +112,25 @@ async def _on_integrity_error(request: Request, error: Exception) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=409)
 
 
+async def _on_operational_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OperationalError)
+    where = f"{request.method} {request.url.path}"
+    if "database is locked" in str(error.orig):
+        # SQLite's busy timeout ran out behind another long write.
+        logger.warning("%s gave up waiting for the database's write lock", where)
+        detail = "the database is busy with another write; retry in a moment"
+    else:
+        logger.error("%s failed in the database: %s", where, error.orig)
+        detail = f"the database failed: {error.orig}"
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn errors into 4xx replies."""
     app.add_exception_handler(PandaError, _on_panda_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(OperationalError, _on_operational_error)

@@ -57,7 +57,8 @@ def test_api_page_renders_from_vendored_files_only(
         ).first
     ).to_be_visible()
     assert page_errors == []
-    assert requested and all(url.startswith(server_url) for url in requested), requested
+    assert requested
+    assert all(url.startswith(server_url) for url in requested), requested
 
 
 def test_runs_list_updates_live(

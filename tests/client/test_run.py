@@ -54,6 +54,7 @@ def _points(live: LiveServer, run_id: int, key: str) -> list[float]:
         ({"loss": "low"}, 0, "must be a float"),
         ({"loss": torch.ones(2)}, 0, "0-dim tensor"),
         ({"": 1.0}, 0, "visible text"),
+        ({"grad\tnorm": 1.0}, 0, "control characters"),
     ],
 )
 def test_log_with_bad_argument_raises_value_error(
@@ -65,6 +66,44 @@ def test_log_with_bad_argument_raises_value_error(
             run.log(metrics, step=step)
     finally:
         run.finish(timeout_s=0.1)
+
+
+def test_log_refuses_exactly_the_keys_the_server_refuses(
+    running_server: LiveServer,
+) -> None:
+    # A key the server refuses costs the whole batch it travels in, so the
+    # client must refuse it in log(), where the caller sees the error.
+    keys = [
+        "loss",
+        "val/acc top-1",
+        "\N{GREEK SMALL LETTER ALPHA}",
+        "a" * 200,
+        "a" * 201,
+        " ",
+        "\u00a0",
+        "\t",
+        "x\ty",
+        "x\ny",
+        "x\x7f",
+        "\u200b",
+    ]
+    with running_server.api() as api:
+        run_id = api.post("/api/runs", json={"name": "keys"}).json()["id"]
+        verdicts = []
+        for key in keys:
+            body = {"points": [{"key": key, "step": 0, "value": 1.0}]}
+            reply = api.post(f"/api/runs/{run_id}/metrics", json=body)
+            try:
+                run_module._check_key(key)
+            except ValueError:
+                client_accepts = False
+            else:
+                client_accepts = True
+            verdicts.append((key, reply.status_code == 200, client_accepts))
+    assert [(k, server) for k, server, _ in verdicts] == [
+        (k, client) for k, _, client in verdicts
+    ]
+    assert sum(server for _, server, _ in verdicts) == 5
 
 
 def test_log_with_numpy_scalars_accepts_them(tmp_path: Path) -> None:

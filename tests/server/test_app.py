@@ -116,3 +116,34 @@ def test_openapi_lists_every_contract_path(server_client: TestClient) -> None:
         "/api/runs/{run_id}/fork",
     }
     assert expected <= set(paths)
+
+
+def test_write_behind_a_held_sqlite_lock_is_a_503_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from panda.store import db
+
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "panda.db"
+    settings = Settings(home=tmp_path, db=f"sqlite:///{path}")
+    body = {"points": [{"key": "loss", "step": 1, "value": 0.5}]}
+    with _test_client_class()(create_app(settings)) as client:
+        run = client.post("/api/runs", json={"name": "busy"}).json()["id"]
+        client.post(f"/api/runs/{run}/metrics", json={"points": [
+            {"key": "loss", "step": 0, "value": 1.0}]})  # fmt: skip
+
+        other_writer = sqlite3.connect(path, isolation_level=None)
+        other_writer.execute("BEGIN IMMEDIATE")
+        refused = client.post(f"/api/runs/{run}/metrics", json=body)
+        other_writer.execute("ROLLBACK")
+        other_writer.close()
+        retried = client.post(f"/api/runs/{run}/metrics", json=body)
+        read = client.get(f"/api/runs/{run}/metrics", params={"key": "loss"}).json()
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "busy with another write" in refused.json()["detail"]
+    assert retried.status_code == 200
+    assert (read["steps"], read["values"]) == ([0, 1], [1.0, 0.5])
