@@ -8,11 +8,14 @@ it, is the last one that starts at or before it.
 
 Storing a batch costs a few rows, not a row per point: that is what lets
 ingest keep up with a training loop that logs every step. The price is paid on
-rare paths: a point that arrives out of order rewrites the chunk it falls in.
+rare paths: a point that arrives out of order rewrites the chunk it falls in,
+and a chunk that overflows splits into halves, as a B-tree node does, so that
+chunks stay at least half full whatever order points come in.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +123,7 @@ def store(session: Session, series_id: int, points: Points) -> IntArray:
         first_index = first_index.astype(np.int64)
         candidates = points.take(first_index)
 
-    tail = _read_tail(session, series_id)
+    tail = _read_end(session, series_id, last=True)
     if tail is None or int(candidates.steps[0]) > int(tail.points.steps[-1]):
         # Past every stored step: every point is new, and goes at the end.
         _append(session, series_id, tail, candidates)
@@ -128,6 +131,11 @@ def store(session: Session, series_id: int, points: Points) -> IntArray:
 
     low, high = int(candidates.steps[0]), int(candidates.steps[-1])
     stored = _read_chunks(session, series_id, low, high)
+    if not stored:
+        # Every new step comes before the first chunk: they go into it.
+        head = _read_end(session, series_id, last=False)
+        assert head is not None, "a series with a tail chunk has a first one"
+        stored = [head]
     held = Points.concat([chunk.points for chunk in stored]).steps
     is_new = ~np.isin(candidates.steps, held, assume_unique=True)
     if not is_new.any():
@@ -155,14 +163,11 @@ def _insert_between(
     """Merge ``new`` points (sorted, none stored yet) into the chunks they fall in.
 
     ``stored`` are the chunks from the one that holds or precedes the first
-    new step to the last that starts at or before the last new step. A new
+    new step to the last that starts at or before the last new step, or, when
+    every new step comes before the series' first chunk, that chunk. A new
     point belongs to the last of them that starts at or before it, or, before
     them all, to the first: either way the chunks still never overlap.
     """
-    if not stored:
-        # All of them before the series' first chunk, and ending before it.
-        _insert(session, series_id, _pieces(new))
-        return
     starts = np.array([chunk.first_step for chunk in stored], dtype=np.int64)
     target = np.maximum(np.searchsorted(starts, new.steps, side="right") - 1, 0)
     rewritten = np.unique(target)
@@ -180,13 +185,26 @@ def _insert_between(
             f"AND first_step IN ({firsts})"
         )
         session.execute(statement, {"series": series_id})
-    _insert(session, series_id, (p for part in merged for p in _pieces(part)))
+    _insert(session, series_id, (p for part in merged for p in _halves(part)))
 
 
 def _pieces(points: Points) -> Iterator[Points]:
-    """Cut sorted points into chunks of at most :data:`CHUNK_POINTS`."""
+    """Cut sorted points into full chunks of :data:`CHUNK_POINTS`, and a rest."""
     for start in range(0, len(points), CHUNK_POINTS):
         yield points.take(slice(start, start + CHUNK_POINTS))
+
+
+def _halves(points: Points) -> Iterator[Points]:
+    """Cut sorted points into as few chunks as fit them, of near-equal sizes.
+
+    An overflowing chunk of 513 points becomes two of 257 and 256 rather than
+    512 and 1: points that keep arriving in the middle of a line then fill
+    chunks instead of leaving a trail of one-point rows.
+    """
+    count = -(-len(points) // CHUNK_POINTS)
+    bounds = np.linspace(0, len(points), count + 1).round().astype(np.int64)
+    for start, stop in itertools.pairwise(bounds.tolist()):
+        yield points.take(slice(start, stop))
 
 
 _INSERT = text(
@@ -243,28 +261,36 @@ _TAIL = text(
     "SELECT first_step, step_array, value_array, time_array FROM point_chunks "
     "WHERE series_id = :series ORDER BY first_step DESC LIMIT 1"
 )
+_HEAD = text(
+    "SELECT first_step, step_array, value_array, time_array FROM point_chunks "
+    "WHERE series_id = :series ORDER BY first_step LIMIT 1"
+)
 
 # The chunks from the one that holds ``low`` (or the first after it) to the last
 # that starts at or before ``high``: two seeks on the primary key.
-_CHUNKS_BETWEEN = (
-    "SELECT first_step, {columns} FROM point_chunks WHERE series_id = :series "
-    "AND first_step <= :high AND first_step >= coalesce((SELECT max(first_step) "
-    "FROM point_chunks WHERE series_id = :series AND first_step <= :low), :low) "
-    "ORDER BY first_step {limit}"
+_IN_RANGE = (
+    "series_id = :series AND first_step <= :high AND first_step >= coalesce(("
+    "SELECT max(first_step) FROM point_chunks WHERE series_id = :series "
+    "AND first_step <= :low), :low)"
 )
 _BETWEEN = text(
-    _CHUNKS_BETWEEN.format(columns="step_array, value_array, time_array", limit="")
+    "SELECT first_step, step_array, value_array, time_array FROM point_chunks "
+    f"WHERE {_IN_RANGE} ORDER BY first_step"
 )
-_FIRST_STEPS = text(_CHUNKS_BETWEEN.format(columns="step_array", limit="LIMIT 2"))
+_FIRST_STEPS = text(
+    "SELECT first_step, step_array FROM point_chunks "
+    f"WHERE {_IN_RANGE} ORDER BY first_step LIMIT 2"
+)
+_COUNT = text(f"SELECT coalesce(sum(count), 0) FROM point_chunks WHERE {_IN_RANGE}")
 _LAST_STEPS = text(
     "SELECT step_array FROM point_chunks WHERE series_id = :series "
     "AND first_step <= :high ORDER BY first_step DESC LIMIT 1"
 )
 
 
-def _read_tail(session: Session, series_id: int) -> _Chunk | None:
-    """Return the series' last chunk, None when it holds no points."""
-    rows = fetch_raw(session, _TAIL, {"series": series_id})
+def _read_end(session: Session, series_id: int, *, last: bool) -> _Chunk | None:
+    """Return the series' last (or first) chunk, None when it holds no points."""
+    rows = fetch_raw(session, _TAIL if last else _HEAD, {"series": series_id})
     if not rows:
         return None
     first_step, *arrays = rows[0]
@@ -283,6 +309,15 @@ def read(session: Session, series_id: int, low: int, high: int) -> Points:
     """Return the series' points with ``low <= step <= high``, in step order."""
     chunks = _read_chunks(session, series_id, low, high)
     return Points.concat([chunk.points for chunk in chunks]).between(low, high)
+
+
+def count_about(session: Session, series_id: int, low: int, high: int) -> int:
+    """Return how many points the chunks that hold steps ``[low, high]`` hold.
+
+    An estimate from the chunk rows alone: the chunks at both ends count whole.
+    """
+    params = {"series": series_id, "low": low, "high": high}
+    return int(fetch_raw(session, _COUNT, params)[0][0])
 
 
 def span(

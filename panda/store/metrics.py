@@ -36,6 +36,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _STEP_MAX = 2**63 - 1
+# Below this many points to a block on average, a view reads the points instead:
+# a block row costs the database about what decoding 16 packed points costs.
+POINTS_PER_BLOCK_MIN = 16
 
 
 class NewPoint(NamedTuple):
@@ -268,7 +271,9 @@ def read_series(
         return _read_points(session, parts)
 
     buckets = max_points // 2
-    level = _coarsest_level(-(-(last - first + 1) // buckets))
+    level = _view_level(-(-(last - first + 1) // buckets))
+    if level != blocks.RAW and _sparse(session, parts, BLOCK_SIZES[level]):
+        level = blocks.RAW
     size = 1 if level == blocks.RAW else BLOCK_SIZES[level]
     origin = first // size * size
     # A multiple of the block size, so that no block straddles two buckets.
@@ -328,9 +333,31 @@ def _line_parts(
     return parts
 
 
-def _coarsest_level(width: int) -> int:
-    """Return the coarsest block level whose blocks fit in ``width`` steps."""
-    fitting = [level for level, size in enumerate(BLOCK_SIZES) if size <= width]
+def _sparse(session: Session, parts: Sequence[_Part], size: int) -> bool:
+    """Tell whether blocks of ``size`` steps would hold few points each.
+
+    Blocks pay when each stands for many points. Where steps lie far apart
+    (a step that counts samples or tokens) a block holds a point or a few, and
+    decoding the points from their chunks is cheaper than reading as many
+    block rows.
+    """
+    points = sum(
+        chunks.count_about(session, part.series_id, part.first, part.last)
+        for part in parts
+    )
+    spanned = sum(part.last // size - part.first // size + 1 for part in parts)
+    return min(spanned, points) * POINTS_PER_BLOCK_MIN > points
+
+
+def _view_level(width: int) -> int:
+    """Return the block level for a view whose buckets need ``width`` steps.
+
+    The coarsest level with blocks of at most twice that width: a bucket is
+    then one block, or several whole ones. Blocks up to twice as wide as asked
+    give at least half as many buckets as asked for, from an eighth of the rows
+    the level below would read.
+    """
+    fitting = [level for level, size in enumerate(BLOCK_SIZES) if size <= 2 * width]
     return fitting[-1] if fitting else blocks.RAW
 
 

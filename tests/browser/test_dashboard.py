@@ -259,6 +259,10 @@ def test_undo_creates_undo_nudge_and_fades_old_tail(
     open_run(page, server_url, job.run_id)
     page.fill("#nudge-lr", "1.0")
     page.click("#nudge-submit")
+    # The click only sends the request: the row shows once the server took it.
+    expect(
+        page.locator("#nudge-history tbody tr[data-status='pending']")
+    ).to_have_count(1)
     [nudge] = job.pending_nudges()
     applied = job.apply(nudge, step=20, old_value=0.1)
     job.log("lr", range(20, 30), [1.0] * 10)

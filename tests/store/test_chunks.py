@@ -97,6 +97,26 @@ def test_store_random_order_matches_first_write_wins(database: Database) -> None
     assert sum(count for _, _, count in rows) == len(expected)
 
 
+@pytest.mark.parametrize("order", ["descending", "shuffled"])
+def test_store_one_point_at_a_time_out_of_order_keeps_chunks_half_full(
+    database: Database, order: str
+) -> None:
+    total = 6 * CHUNK_POINTS
+    steps = list(range(total))[::-1]
+    if order == "shuffled":
+        random.Random(5).shuffle(steps)
+    series_id = _new_series(database)
+    for step in steps:
+        _store(database, series_id, [(step, float(step))])
+
+    rows = _chunk_rows(database, series_id)
+
+    assert all(count >= CHUNK_POINTS // 2 for _, _, count in rows[1:-1]), rows
+    assert len(rows) <= 2 * total // CHUNK_POINTS + 1
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(rows))
+    assert _read_all(database, series_id) == {s: float(s) for s in range(total)}
+
+
 def test_store_resent_points_write_nothing(database: Database) -> None:
     series_id = _new_series(database)
     _store(database, series_id, [(s, 1.0) for s in range(1000)])

@@ -6,7 +6,8 @@ import math
 import random
 
 import numpy as np
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import func, select, text
 
 from panda.store import blocks, chunks, metrics, migrate, runs, timelines
 from panda.store.db import Database
@@ -152,3 +153,46 @@ def test_point_blocks_from_shuffled_resent_batches_match_backfill(
 
     assert _blocks_table(database) == from_ingest
     assert sum(row[3] for row in from_ingest if row[1] == 0) == 5_000
+
+
+def test_view_of_far_apart_steps_reads_points_and_dense_one_reads_blocks(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps that count samples lie 65,536 apart: every block would hold one point.
+    count, spacing = 20_000, 65_536
+    steps = np.arange(count, dtype=np.int64) * spacing
+    values = np.cos(np.arange(count) / 30.0)
+    values[12_345], values[777] = 50.0, -50.0
+    dense, sparse = _new_run(database), _new_run(database)
+    _bulk_store(database, dense, values)
+    _append(database, sparse, [NewPoint("loss", 0, float(values[0]), 0.0)])
+    with database.session(write=True) as session:
+        # The sparse run's series is the newer of the two.
+        series_id = session.scalar(select(func.max(SeriesRow.id)))
+        assert series_id is not None
+        points = chunks.Points(steps[1:], values[1:], steps[1:] * 1.0)
+        chunks.store(session, series_id, points)
+        blocks.add_points(session, series_id, points.steps, points.values, points.times)
+        session.commit()
+
+    levels: list[int] = []
+    read_cover = blocks.read_cover
+
+    def recording(*args: int, **kwargs: int) -> blocks.Blocks:
+        levels.append(args[-1])
+        return read_cover(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks, "read_cover", recording)
+    far = _read(database, sparse, max_points=200)
+    near = _read(database, dense, max_points=200)
+
+    assert levels == [blocks.RAW, 0]
+    for view, step_of in ((far, spacing), (near, 1)):
+        assert view.downsampled
+        assert view.total == count
+        assert len(view.steps) <= 200
+        assert view.steps == sorted(view.steps)
+        assert view.values[view.steps.index(12_345 * step_of)] == 50.0
+        assert view.values[view.steps.index(777 * step_of)] == -50.0
+        shown = zip(view.steps, view.values, strict=True)
+        assert all(value == values[step // step_of] for step, value in shown)
