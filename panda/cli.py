@@ -153,7 +153,12 @@ def _url_host(host: str) -> str:
 
 
 @cli.command()
-@_server_option
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="Train against this running panda server instead of serving one.",
+)
 @click.option(
     "--epochs", default=None, type=int, help="Epochs to train [default: 100]."
 )

@@ -106,11 +106,12 @@ def sweep_run(
             )
         elif sweep_config.name is None:
             sweep_config = dataclasses.replace(sweep_config, name=config_path.stem)
+        trial_logs = log_dir or config.default_home() / "sweeps"
         runner = SweepRunner(
             sweep_config,
             server=api.url,
             token=config.default_token(),
-            log_dir=log_dir or config.default_home() / "sweeps",
+            log_dir=trial_logs,
             resume=resume_id,
             echo=lambda line: click.echo(line, err=True),
         )
@@ -124,7 +125,13 @@ def sweep_run(
             err=True,
         )
         sys.exit(130)
-    _print_sweep(api.request("GET", f"/sweeps/{sweep_id}"))
+    found = api.request("GET", f"/sweeps/{sweep_id}")
+    _print_sweep(found)
+    if found["trials"] and all(t["status"] == "failed" for t in found["trials"]):
+        _fail(
+            f"every trial of sweep {sweep_id} failed; their output is in "
+            f"{trial_logs / f'sweep-{sweep_id}'}"
+        )
 
 
 def _nudged_values(api: _Api, run_id: int) -> dict[str, list[float]]:

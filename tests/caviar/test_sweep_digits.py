@@ -129,3 +129,37 @@ def test_sweep_of_digits_demo_ranks_trials_and_best_forks(
     assert [(n["param"], n["value"], n["status"]) for n in nudges] == [
         ("lr", 0.01, "pending")
     ]
+
+
+def test_sweep_whose_every_trial_fails_exits_non_zero_naming_the_logs(
+    live_server: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "broken.toml"
+    command = [sys.executable, "-c", "raise SystemExit('no data here')"]
+    config.write_text(
+        "[sweep]\n"
+        f"command = {json.dumps(command)}\n"
+        'strategy = "random"\n'
+        "trials = 2\n"
+        "parallel = 2\n"
+        'objective = "val/loss"\n'
+        "[space]\n"
+        "lr = { log_uniform = [0.003, 0.3] }\n",
+        encoding="utf-8",
+    )
+    environment = {**os.environ, "PANDA_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "panda", "sweep", str(config), "--server", live_server],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    logs = tmp_path / "sweeps" / "sweep-1"
+    assert f"Error: every trial of sweep 1 failed; their output is in {logs}" in (
+        result.stderr
+    )
+    assert "no data here" in (logs / "trial-1.log").read_text(encoding="utf-8")
