@@ -17,6 +17,7 @@ Each figure is the median of several reads after one warm-up read. The
 downsampled replies are checked to hold the spike, the dip and the NaN.
 
     .venv-bench/bin/python bench/downsampled_view.py [--quick] [--points N]
+        [--spacing STEPS]
 """
 
 from __future__ import annotations
@@ -40,17 +41,18 @@ MAX_POINTS = 2000
 SPIKE, DIP = 1.0e4, -1.0e4
 
 
-def fill(home: Path, total: int, seed: int) -> tuple[int, dict[str, int]]:
-    """Create a run holding ``total`` points of KEY; return its id and the marks."""
+def fill(home: Path, total: int, seed: int, spacing: int) -> tuple[int, dict[str, int]]:
+    """Create a run holding ``total`` points of KEY, ``spacing`` steps apart;
+    return its id and the steps of the marks."""
     from panda.store import metrics, migrate, runs
     from panda.store.db import Database
     from panda.store.metrics import NewPoint
 
     rng = random.Random(seed)
     marks = {
-        "spike": rng.randrange(total),
-        "dip": rng.randrange(total),
-        "nan": rng.randrange(total),
+        "spike": rng.randrange(total) * spacing,
+        "dip": rng.randrange(total) * spacing,
+        "nan": rng.randrange(total) * spacing,
     }
     database = Database.from_url(f"sqlite:///{home / 'panda.db'}")
     migrate.upgrade(database.engine)
@@ -61,15 +63,16 @@ def fill(home: Path, total: int, seed: int) -> tuple[int, dict[str, int]]:
     started = time.time()
     for low in range(0, total, chunk):
         points = []
-        for step in range(low, min(total, low + chunk)):
-            value = 1.0 / (1.0 + 1e-4 * step) + 0.01 * math.sin(step * 0.37)
+        for index in range(low, min(total, low + chunk)):
+            step = index * spacing
+            value = 1.0 / (1.0 + 1e-4 * index) + 0.01 * math.sin(index * 0.37)
             if step == marks["spike"]:
                 value = SPIKE
             elif step == marks["dip"]:
                 value = DIP
             elif step == marks["nan"]:
                 value = math.nan
-            points.append(NewPoint(KEY, step, value, started + step * 1e-3))
+            points.append(NewPoint(KEY, step, value, started + index * 1e-3))
         with database.session(write=True) as session:
             run = runs.get_run(session, run_id)
             metrics.append_points(session, run, points, None)
@@ -138,6 +141,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 points")
     parser.add_argument("--points", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--spacing",
+        type=int,
+        default=1,
+        help="steps between two points, as when a step counts samples",
+    )
     args = parser.parse_args()
     total = args.points or (100_000 if args.quick else 1_000_000)
     repeats = 3 if args.quick else args.repeats
@@ -149,7 +158,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory("-panda") as directory:
         home = Path(directory)
         fill_started = time.perf_counter()
-        run_id, marks = fill(home, total, seed=7)
+        run_id, marks = fill(home, total, seed=7, spacing=args.spacing)
         fill_s = time.perf_counter() - fill_started
         print(f"filled {total:,} points through the store in {fill_s:.1f} s")
 
@@ -236,7 +245,8 @@ def main() -> None:
         database.dispose()
 
     harness.print_table(
-        f"Downsampled view of a {total:,}-point metric",
+        f"Downsampled view of a {total:,}-point metric"
+        + (f", points {args.spacing:,} steps apart" if args.spacing > 1 else ""),
         ["read", "median ms", "vs all points", "check"],
         rows,
     )

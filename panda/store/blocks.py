@@ -108,6 +108,8 @@ class Blocks:
         """Return ``parts`` one after the other."""
         if not parts:
             return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
         names = cls.__dataclass_fields__
         return cls(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
 
