@@ -515,12 +515,25 @@ def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"metric names must be str, got {key!r}")
     # The server's own rule: a batch holding one key it refuses is refused whole.
-    if len(key) > METRIC_KEY_MAX_CHARS or not _visible_key(key):
+    # A lone surrogate matches the pattern but has no UTF-8 form to send.
+    if (
+        len(key) > METRIC_KEY_MAX_CHARS
+        or not _visible_key(key)
+        or _has_lone_surrogate(key)
+    ):
         raise ValueError(
             f"metric name {key!r} must be visible text of at most "
             f"{METRIC_KEY_MAX_CHARS} characters, without control characters"
         )
     return key
+
+
+def _has_lone_surrogate(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_value(key: str, value: object) -> Any:

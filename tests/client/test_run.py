@@ -55,6 +55,7 @@ def _points(live: LiveServer, run_id: int, key: str) -> list[float]:
         ({"loss": torch.ones(2)}, 0, "0-dim tensor"),
         ({"": 1.0}, 0, "visible text"),
         ({"grad\tnorm": 1.0}, 0, "control characters"),
+        ({"bad\ud800": 1.0}, 0, "visible text"),
     ],
 )
 def test_log_with_bad_argument_raises_value_error(
