@@ -58,7 +58,9 @@ class _Api:
         token = config.default_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=10.0)
+        # Longer than SQLite's busy timeout, so that a server waiting behind
+        # another writer answers (a 503 that says so) before the client gives up.
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -303,8 +303,18 @@ def fork(
     Each --set becomes a nudge of the fork, so the babysitter applies it at the
     first step after `panda resume FORK` loads the checkpoint.
     """
+    from panda.errors import InvalidNudge
+    from panda.store.nudges import check_value
+
     api = _Api(server)
     parsed = [_parse_assignment(text) for text in assignments]
+    for param, value in parsed:
+        # Checked before the fork exists: a refused nudge would leave it behind.
+        try:
+            check_value(param, value)
+        except InvalidNudge as error:
+            reason = str(error).partition(": ")[2]
+            _fail(f"--set {param}={value:g}: {reason}")
     if checkpoint_id is None:
         live = [
             c

@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Babysit a PyTorch training run",
         lifespan=_lifespan,
         docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database

@@ -21,6 +21,7 @@ CASES = [
     (["undo", "1", "999", "--server", "SERVER"], "nudge 999"),
     (["resume", "999", "--server", "SERVER"], "run 999 not found"),
     (["resume", "2", "--server", "SERVER"], "no checkpoint to resume from"),
+    (["fork", "1", "--set", "lr=-1", "--server", "SERVER"], "lr must be > 0"),
     (["plot", "1", "-o", "out.gif"], ".png or .svg"),
     (["serve", "--db", "bogus://x", "--port", "PORT"], "cannot use database"),
     (["serve", "--db", "sqlite:////no/such/dir/x.db", "--port", "PORT"], "cannot open"),

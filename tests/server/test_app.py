@@ -147,3 +147,16 @@ def test_write_behind_a_held_sqlite_lock_is_a_503_and_loses_nothing(
     assert "busy with another write" in refused.json()["detail"]
     assert retried.status_code == 200
     assert (read["steps"], read["values"]) == ([0, 1], [1.0, 0.5])
+
+
+def test_api_pages_need_no_internet(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, db=f"sqlite:///{tmp_path / 'panda.db'}")
+    with _test_client_class()(create_app(settings)) as client:
+        docs = client.get("/docs")
+        redoc = client.get("/redoc")
+
+    assert docs.status_code == 200
+    assert "/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert "http" not in docs.text.replace("http-equiv", "")
+    # ReDoc would load its script and fonts from CDNs: not served at all.
+    assert redoc.status_code == 404

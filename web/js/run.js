@@ -320,8 +320,10 @@ export class RunPage {
     this.meta.replaceChildren(...parts);
     const running = run.status === "running";
     this.statusNote.hidden = running;
-    this.statusNote.textContent = running
-      ? "" : `This run is ${run.status}; the server only takes nudges for a running job.`;
+    this.statusNote.textContent = running ? ""
+      : run.status === "ready"
+        ? `This fork is ready: nudges wait until \`panda resume ${run.id}\` trains it.`
+        : `This run is ${run.status}; the server only takes nudges for a running job.`;
   }
 
   /** The values the job trains with now: the last logged point, else the run summary. */
