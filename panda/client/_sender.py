@@ -229,6 +229,13 @@ class Sender(threading.Thread):
             except ServerDown as error:
                 self._note_down(error)
                 return
+            except Exception:
+                # Not the server's absence: trying again would fail the same
+                # way and hold back every record behind this one.
+                logger.exception(
+                    "panda dropped a spooled %r record it cannot send",
+                    record.get("op"),
+                )
             self.spool.mark_replayed(end_offset)
 
         if self._server_down:

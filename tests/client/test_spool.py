@@ -6,10 +6,12 @@ import json
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
-from panda.client._sender import _Batch
+from panda.client._sender import Sender, _Batch
 from panda.client._spool import Spool
+from tests.client.conftest import LiveServer
 
 
 def points_record(step: int) -> dict[str, object]:
@@ -57,3 +59,29 @@ def test_spool_when_full_drops_new_points_but_keeps_events(
 def test_spool_with_zero_limit_raises(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="spool_max_bytes"):
         Spool(tmp_path / "s.jsonl", max_bytes=0)
+
+
+def test_replay_drops_a_record_it_cannot_send_and_sends_the_rest(
+    tmp_path: Path, running_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_server.api() as api:
+        run_id = api.post("/api/runs", json={"name": "spooled"}).json()["id"]
+    spool = Spool(tmp_path / "s.jsonl", max_bytes=100_000)
+    unsendable = points_record(0)
+    # A lone surrogate survives the spool's JSON but has no UTF-8 form to send.
+    unsendable["columns"] = {"bad\ud800": unsendable["columns"]["loss"]}  # type: ignore[index]
+    spool.append(unsendable, droppable=True)
+    spool.append(points_record(1), droppable=True)
+    with httpx.Client(base_url=running_server.url, timeout=10) as client:
+        sender = Sender(
+            client=client, spool=spool, run_id=run_id, branch=None, flush_interval_s=1
+        )
+        with caplog.at_level(logging.ERROR, logger="panda"):
+            sender._replay()
+        sender._poster.stop()
+
+    with running_server.api() as api:
+        stored = api.get(f"/api/runs/{run_id}/metrics", params={"key": "loss"}).json()
+    assert stored["steps"] == [1]
+    assert not spool.pending
+    assert any("cannot send" in record.getMessage() for record in caplog.records)
