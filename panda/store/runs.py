@@ -57,7 +57,7 @@ def create_run(
     root_checkpoint_id: int | None = None,
     parent_run_id: int | None = None,
 ) -> Run:
-    """Add a running run and its root branch, and commit.
+    """Add a run and its root branch, and commit; the run is running.
 
     A fork passes ``root_parent``: the branch of another run its root branch
     leaves at ``root_start_step``. It is ready rather than running, with no
