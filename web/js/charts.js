@@ -112,6 +112,7 @@ function drawMarkers(u, markers) {
   ctx.save();
   ctx.font = `${11 * ratio}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
+  ctx.textAlign = "left"; // uPlot leaves its axes' alignment on the context
   const labelBoxes = []; // labels placed so far, so that close ones stack
   for (const marker of markers) {
     const x = Math.round(u.valToPos(markerX(marker), "x", true));
