@@ -110,7 +110,7 @@ def plot_timelines(
     else:
         metric_ax, lr_ax = figure.subplots(1, 1), None
     origin = _earliest_time(timelines)
-    label_rows: dict[float, int] = {}
+    labels: list[_Label] = []
 
     for index, timeline in enumerate(timelines):
         color = f"C{index % 10}"
@@ -123,7 +123,8 @@ def plot_timelines(
                 color=color,
                 linewidth=1.2,
             )
-        _draw_nudges(metric_ax, lr_ax, timeline, align, origin, color, label_rows)
+        labels += _draw_nudges(metric_ax, lr_ax, timeline, align, origin, color)
+    _place_labels(metric_ax, labels, figsize[0])
 
     metric_ax.set_ylabel(metric)
     metric_ax.set_title(f"{metric} by {align}")
@@ -140,11 +141,22 @@ def plot_timelines(
         plain = FuncFormatter(lambda value, _: f"{value:g}")
         low, high = lr_ax.get_ylim()
         lr_ax.yaxis.set_major_formatter(plain)
-        # Within about a decade there is at most one major tick: label minors.
+        # Within about a decade there is at most one major tick: label the
+        # minors at 2x and 5x, which keep apart where the log scale crowds.
         narrow = low > 0 and high / low < 30
-        lr_ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+        lr_ax.yaxis.set_minor_formatter(
+            FuncFormatter(_two_or_five) if narrow else NullFormatter()
+        )
         lr_ax.grid(True, alpha=0.3)
     return figure
+
+
+def _two_or_five(value: float, _: int) -> str:
+    """Label a log axis' minor tick when its value is 2 or 5 times a power of 10."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
 def _draw_metric(
@@ -187,8 +199,9 @@ def _draw_nudges(
     align: Align,
     origin: float,
     color: str,
-    label_rows: dict[float, int],
-) -> None:
+) -> list[_Label]:
+    """Draw a dashed line at each nudge; return the labels to place."""
+    labels = []
     for mark in timeline.nudges:
         x = _nudge_x(mark, align, origin, timeline.metric)
         if x is None:
@@ -196,17 +209,50 @@ def _draw_nudges(
         for ax in (metric_ax, lr_ax):
             if ax is not None:
                 ax.axvline(x, color=color, linestyle="--", linewidth=0.9, alpha=0.7)
-        # Nudges at the same x (applied at one step) stack their labels.
-        row = label_rows.get(x, 0)
-        label_rows[x] = row + 1
-        metric_ax.annotate(
-            f"{mark.param} {_fmt(mark.old_value)}→{_fmt(mark.new_value)}",
-            xy=(x, 1.0),
+        text = f"{mark.param} {_fmt(mark.old_value)}→{_fmt(mark.new_value)}"
+        labels.append(_Label(x, text, color))
+    return labels
+
+
+@dataclass(frozen=True)
+class _Label:
+    x: float
+    text: str
+    color: str
+
+
+# Estimates in points: the axes span most of the figure's width, and an x-small
+# character is about four points wide.
+_AXES_WIDTH_FRACTION = 0.85
+_LABEL_CHAR_PT = 4.0
+
+
+def _place_labels(ax: Axes, labels: Sequence[_Label], figure_width_in: float) -> None:
+    """Write the nudge labels along the top of ``ax``, right of their lines.
+
+    A label that would overprint one already placed goes a row lower, in the
+    first row where it fits: nudges applied at one step stack, close ones too.
+    """
+    low, high = ax.get_xlim()
+    width_pt = _AXES_WIDTH_FRACTION * figure_width_in * 72
+    row_ends: list[float] = []
+    for label in sorted(labels, key=lambda label: label.x):
+        start = (label.x - low) / ((high - low) or 1.0) * width_pt
+        end = start + 3 + _LABEL_CHAR_PT * len(label.text)
+        row = next((i for i, last in enumerate(row_ends) if last < start), None)
+        if row is None:
+            row = len(row_ends)
+            row_ends.append(end)
+        else:
+            row_ends[row] = end
+        ax.annotate(
+            label.text,
+            xy=(label.x, 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(3, -12 - 10 * row),
             textcoords="offset points",
             fontsize="x-small",
-            color=color,
+            color=label.color,
         )
 
 

@@ -58,3 +58,23 @@ def test_smooth_skips_non_finite_values() -> None:
 def test_plot_timelines_unknown_align_raises() -> None:
     with pytest.raises(ValueError, match="align must be one of"):
         plot_timelines([], metric="loss", align="epoch")  # type: ignore[arg-type]
+
+
+def test_close_nudge_labels_stack_and_far_ones_share_the_top_row() -> None:
+    timeline = make_timeline("run 1", 1.0)
+    marks = [
+        NudgeMark(step=step, time=1000.0 + step / 2, param="lr", old_value=0.1,
+                  new_value=0.01)
+        for step in (90, 40, 41, 40)
+    ]  # fmt: skip
+    timeline = Timeline(timeline.label, timeline.metric, timeline.lr, marks)
+
+    figure = plot_timelines([timeline], metric="loss", align="step")
+
+    placed = sorted(figure.axes[0].texts, key=lambda text: text.xy[0])
+    assert [(text.xy[0], text.xyann[1]) for text in placed] == [
+        (40.0, -12),
+        (40.0, -22),
+        (41.0, -32),
+        (90.0, -12),
+    ]
