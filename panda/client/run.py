@@ -35,6 +35,7 @@ from panda.errors import (
 from panda.protocol import (
     METRIC_KEY_MAX_CHARS,
     METRIC_KEY_PATTERN,
+    NAME_MAX_CHARS,
     STEP_MAX,
     CheckpointReason,
     ResumePlan,
@@ -383,6 +384,9 @@ def init(
         # A sweep's params override the script's defaults in the stored config.
         sweep_tag = {"sweep": {"id": trial.sweep, "trial": trial.trial}}
         config = {**(config or {}), **trial.params, **sweep_tag}
+        # Trials of one script share its name; the runs list tells them apart.
+        suffix = f" · sweep {trial.sweep} trial {trial.trial}"
+        name = (name or "run")[: NAME_MAX_CHARS - len(suffix)] + suffix
     create = RunCreate(
         name=name,
         config=dict(config or {}),

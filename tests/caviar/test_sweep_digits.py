@@ -99,6 +99,7 @@ def test_sweep_of_digits_demo_ranks_trials_and_best_forks(
         best = trials[0]
         run = http.get(f"/api/runs/{best['run']}").json()
         assert run["config"]["sweep"] == {"id": sweep["id"], "trial": best["number"]}
+        assert run["name"] == f"digits-cnn · sweep {sweep['id']} trial {best['number']}"
         assert run["config"]["lr"] == best["params"]["lr"]
         assert run["config"]["batch_size"] == 128
         assert run["last_values"]["val/loss"] == best["objective"]
