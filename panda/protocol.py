@@ -78,12 +78,14 @@ MetricKey = Annotated[
 ]
 PointTime = Annotated[float, Field(allow_inf_nan=False)]
 """When a point was logged, in seconds since the Unix epoch: always finite."""
+# Strict: a JSON number, never true/false or a string of digits. A float step
+# such as 2**53 + 1.0 would lose its last digit on the way in.
 WireValue = Annotated[
-    float | Literal["NaN", "Infinity", "-Infinity"],
+    Annotated[float, Field(strict=True)] | Literal["NaN", "Infinity", "-Infinity"],
     Field(union_mode="left_to_right"),
 ]
 """A metric value as it arrives: a number, or the string form of a non-finite one."""
-Step = Annotated[int, Field(ge=0, le=STEP_MAX)]
+Step = Annotated[int, Field(ge=0, le=STEP_MAX, strict=True)]
 Id = Annotated[int, Field(ge=1, le=STEP_MAX)]
 """An id of a run, branch, nudge or checkpoint (a signed 64-bit integer)."""
 

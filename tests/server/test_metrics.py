@@ -191,6 +191,11 @@ def test_post_metrics_columns_store_like_points(api: Api) -> None:
         ({"steps": [0, 1], "values": [1.0]}, "same length"),
         ({"steps": [-1], "values": [1.0]}, "greater than or equal to 0"),
         ({"steps": [0], "values": ["many"]}, "body.columns.loss.values.0"),
+        ({"steps": [0], "values": [True]}, "valid number, got True"),
+        ({"steps": [0], "values": ["1.5"]}, "valid number, got '1.5'"),
+        ({"steps": ["4"], "values": [1.0]}, "valid integer, got '4'"),
+        # As a float it would be stored as 2**53, a step the caller never sent.
+        ({"steps": [2**53 + 1.0], "values": [1.0]}, "valid integer"),
     ],
 )
 def test_post_metrics_bad_columns_rejected_with_reason(
