@@ -178,13 +178,8 @@ def _insert_between(
         combined = Points.concat([chunk.points, new.take(mine)])
         merged.append(combined.take(np.argsort(combined.steps, kind="stable")))
 
-    firsts = ", ".join(str(stored[index].first_step) for index in rewritten.tolist())
-    if firsts:
-        statement = text(
-            "DELETE FROM point_chunks WHERE series_id = :series "
-            f"AND first_step IN ({firsts})"
-        )
-        session.execute(statement, {"series": series_id})
+    gone = [(series_id, stored[index].first_step) for index in rewritten.tolist()]
+    executemany_raw(session, _DELETE, gone, ("series_id", "first_step"))
     _insert(session, series_id, (p for part in merged for p in _halves(part)))
 
 
@@ -217,6 +212,9 @@ _UPDATE = text(
     "step_array = :step_array, value_array = :value_array, "
     "time_array = :time_array WHERE series_id = :series_id "
     "AND first_step = :first_step"
+)
+_DELETE = text(
+    "DELETE FROM point_chunks WHERE series_id = :series_id AND first_step = :first_step"
 )
 _COLUMNS = (
     "series_id", "first_step", "last_step", "count",
